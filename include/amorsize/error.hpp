@@ -1,0 +1,54 @@
+#pragma once
+/// Errors amorsize reports, each carrying the process exit code the runner uses for it.
+
+#include <stdexcept>
+#include <string>
+
+namespace amorsize {
+
+/// Exit codes of `amorsize-run`; the README lists them with their causes.
+enum class exit_code : int {
+  ok = 0,              ///< The command did what was asked.
+  usage = 2,           ///< Unknown job, unknown option or an option value out of range.
+  bad_input = 3,       ///< Options are individually valid but make no sense together (sample size 0, ...).
+  empty_source = 4,    ///< The source had no items to sample.
+  sample_failed = 5,   ///< The function threw on every sampled item.
+  mpi_failure = 6,     ///< The MPI environment could not be used (launcher present but init failed, ...).
+  internal = 70,       ///< A bug in amorsize: please report it with the command line.
+};
+
+/// Base of every error amorsize throws on purpose; `what()` is one line naming the problem and the fix.
+class error : public std::runtime_error {
+ public:
+  /// Creates an error with its exit code and a one-line message.
+  error(exit_code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+  /// Returns the exit code the runner should end with.
+  [[nodiscard]] exit_code code() const noexcept { return code_; }
+
+ private:
+  exit_code code_;
+};
+
+/// Thrown for a value out of range or a combination of options that cannot work.
+class input_error : public error {
+ public:
+  /// Creates an input error with a one-line message naming the option and what to do.
+  explicit input_error(const std::string& message) : error(exit_code::bad_input, message) {}
+};
+
+/// Thrown when the source yields no item to sample.
+class empty_source_error : public error {
+ public:
+  /// Creates an empty-source error.
+  explicit empty_source_error(const std::string& message) : error(exit_code::empty_source, message) {}
+};
+
+/// Thrown when the function threw on every sampled item, so nothing can be measured.
+class sample_error : public error {
+ public:
+  /// Creates a sampling error whose message names the failing positions and the first cause.
+  explicit sample_error(const std::string& message) : error(exit_code::sample_failed, message) {}
+};
+
+}  // namespace amorsize

@@ -1,0 +1,75 @@
+#pragma once
+/// Facts about the machine this process runs on: cores, memory, limits and the Slurm allocation.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace amorsize {
+
+/// What Slurm says this job may use on this node; `present` is false outside a Slurm job.
+struct slurm_allocation {
+  bool present = false;       ///< True when SLURM_JOB_ID is set.
+  std::string job_id;         ///< SLURM_JOB_ID.
+  int cpus_on_node = 0;       ///< SLURM_CPUS_ON_NODE (0 when unset).
+  int ntasks = 0;             ///< SLURM_NTASKS (0 when unset).
+  int ntasks_per_node = 0;    ///< SLURM_NTASKS_PER_NODE, or this node's entry of SLURM_TASKS_PER_NODE.
+  int cpus_per_task = 0;      ///< SLURM_CPUS_PER_TASK (0 when unset).
+  int nnodes = 0;             ///< SLURM_JOB_NUM_NODES (0 when unset).
+  int node_id = 0;            ///< SLURM_NODEID.
+};
+
+/// Everything the planner needs to know about one node.
+struct node_facts {
+  std::string hostname;                 ///< Name of the node.
+  int physical_cores = 1;               ///< Cores this process may run on (hwloc, within the affinity mask).
+  int logical_cores = 1;                ///< Hardware threads this process may run on.
+  int numa_nodes = 1;                   ///< NUMA nodes seen by hwloc.
+  int affinity_cpus = 0;                ///< CPUs in this process's affinity mask (sched_getaffinity).
+  double cpu_quota = 0.0;               ///< cgroup CPU quota in CPUs (0 = no quota).
+  std::uint64_t total_memory = 0;       ///< Bytes of RAM, or the cgroup memory limit if lower.
+  std::uint64_t available_memory = 0;  ///< Bytes that can be allocated now (MemAvailable, cut by the cgroup limit).
+  slurm_allocation slurm;               ///< The Slurm allocation, if any.
+  int usable_cores = 1;                 ///< Cores worth planning on: physical cores cut by quota and Slurm CPUs.
+  double probe_seconds = 0.0;           ///< Time the probe took (0 when cached).
+};
+
+/// Probes this node once per process (hwloc, /proc, cgroups, environment) and returns the cached facts.
+const node_facts& probe_node();
+
+/// Probes this node again, ignoring the cache.
+node_facts probe_node_uncached();
+
+/// Looks up an environment variable; returns nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
+
+/// Parses cgroup v2 `cpu.max` ("max 100000" -> 0, "200000 100000" -> 2.0).
+double parse_cgroup_v2_cpu_max(std::string_view text);
+
+/// Parses cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` ("-1" -> 0, "150000","100000" -> 1.5).
+double parse_cgroup_v1_cpu_quota(std::string_view quota_us, std::string_view period_us);
+
+/// Counts the CPUs in a Linux CPU list such as "0-3,8,10-11" (-> 7); throws input_error when malformed.
+int count_cpu_list(std::string_view list);
+
+/// Returns MemAvailable (or MemFree + Cached when absent) in bytes from /proc/meminfo text.
+std::uint64_t parse_meminfo_available(std::string_view meminfo);
+
+/// Returns MemTotal in bytes from /proc/meminfo text.
+std::uint64_t parse_meminfo_total(std::string_view meminfo);
+
+/// Parses a cgroup memory limit ("max" or a huge v1 value -> nullopt, else bytes).
+std::optional<std::uint64_t> parse_cgroup_memory_limit(std::string_view text);
+
+/// Expands a Slurm task count list such as "2(x3),1" and returns the entry of node `node_id`.
+int slurm_tasks_on_node(std::string_view tasks_per_node, int node_id);
+
+/// Reads the Slurm allocation from environment variables.
+slurm_allocation parse_slurm_env(const env_lookup& env);
+
+/// Combines physical cores, cgroup quota, affinity and Slurm CPUs into the cores worth planning on.
+int usable_cores(const node_facts& facts);
+
+}  // namespace amorsize

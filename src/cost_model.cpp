@@ -1,1 +1,426 @@
-// placeholder
+#include <amorsize/cost_model.hpp>
+
+#include "text.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+namespace amorsize {
+namespace {
+
+using text::format;
+
+/// The per-item and per-chunk costs the model charges, derived once from the measurements.
+struct unit_costs {
+  double item_worker = 0.0;   ///< Worker seconds per item: the call plus its half of serialization.
+  double item_root = 0.0;     ///< Root seconds per item: its half of serialization plus moving the bytes.
+  double item_bytes_time = 0.0; ///< Seconds to move one item and its result over the link.
+  double chunk_root = 0.0;    ///< Root seconds per chunk: receive a request, send a chunk.
+  double chunk_worker = 0.0;  ///< Worker seconds per chunk it cannot hide behind work: sending its results.
+  double startup = 0.0;       ///< Seconds before the first item runs in parallel (per worker part added later).
+  double startup_per_worker = 0.0; ///< Extra start-up seconds per worker.
+};
+
+/// The link most chunks cross: the same node when all workers are there, else the slower one.
+link_cost dominant_link(const model_inputs& in) {
+  const bool multi_node = in.cluster.nodes.size() > 1 && in.links.other_node.measured;
+  return multi_node ? in.links.other_node : in.links.same_node;
+}
+
+unit_costs costs_of(const model_inputs& in) {
+  const sample_stats& w = in.work;
+  unit_costs c;
+  const double bytes = w.input_bytes + w.result_bytes;
+  if (in.cluster.mpi) {
+    const link_cost link = dominant_link(in);
+    c.item_bytes_time = link.bandwidth_bytes_per_second > 0.0 ? bytes / link.bandwidth_bytes_per_second : 0.0;
+    // A chunk costs the root a request received and a chunk sent; the worker sends its results
+    // (the next chunk is already there: one is prefetched).
+    c.chunk_root = 2.0 * link.latency_seconds;
+    c.chunk_worker = link.latency_seconds;
+    // Ranks are running already: the plan is one broadcast away.
+    c.startup = link.latency_seconds;
+  } else {
+    const local_overheads& l = in.local;
+    c.item_bytes_time = l.pipe_bandwidth > 0.0 ? bytes / l.pipe_bandwidth : 0.0;
+    c.chunk_root = l.chunk_round_trip;
+    c.chunk_worker = 0.5 * l.chunk_round_trip;
+    c.startup = l.process_spawn_fixed;
+    c.startup_per_worker = l.process_spawn_per_worker;
+  }
+  c.item_worker = w.mean_seconds + 0.5 * w.serialize_seconds + c.item_bytes_time;
+  c.item_root = 0.5 * w.serialize_seconds + c.item_bytes_time;
+  return c;
+}
+
+/// Fills the share of the run that is not the items themselves.
+prediction finish(prediction p, int workers) {
+  p.speedup = p.parallel_seconds > 0.0 ? p.serial_seconds / p.parallel_seconds : 1.0;
+  const double ideal = p.serial_seconds / std::max(1, workers);
+  p.overhead_fraction = p.parallel_seconds > 0.0 ? std::max(0.0, (p.parallel_seconds - ideal) / p.parallel_seconds) : 0.0;
+  return p;
+}
+
+}  // namespace
+
+std::size_t safe_batch_size(double result_bytes, std::uint64_t available_memory, double fraction) {
+  const double budget = fraction * static_cast<double>(available_memory);
+  if (result_bytes <= 0.0) return std::numeric_limits<std::size_t>::max();
+  return static_cast<std::size_t>(std::max(1.0, std::floor(budget / result_bytes)));
+}
+
+prediction predict(const model_inputs& in, std::size_t items, int workers, const chunk_schedule& schedule) {
+  const unit_costs c = costs_of(in);
+  const sample_stats& w = in.work;
+  workers = std::max(1, workers);
+  prediction p;
+  // Amdahl's serial part: the sampled calls already ran on the root, one after another.
+  const double sampled = w.total_seconds;
+  p.serial_seconds = sampled + static_cast<double>(items) * w.mean_seconds;
+  if (items == 0) {
+    p.parallel_seconds = p.serial_seconds;
+    return finish(p, workers);
+  }
+
+  const std::size_t chunks = schedule.chunk_count(items, workers);
+  const double n = static_cast<double>(items);
+  const double k = static_cast<double>(chunks);
+  const double worker_total = n * c.item_worker + k * c.chunk_worker;
+  const double average = worker_total / workers;
+
+  // The tail: workers finish together only if chunks divide evenly and items cost the same.
+  double makespan = 0.0;
+  if (schedule.kind == schedule_kind::fixed && w.cv < 0.1) {
+    const double chunk_time = static_cast<double>(schedule.chunksize) * c.item_worker + c.chunk_worker;
+    const double rounds = std::ceil(k / workers);
+    const std::size_t last_round = chunks % static_cast<std::size_t>(workers);
+    const std::size_t last_items = items - (chunks - 1) * schedule.chunksize;
+    makespan = rounds * chunk_time;
+    if (last_round == 1 && chunks > 1) {  // the short last chunk runs alone in the final round
+      makespan = (rounds - 1.0) * chunk_time + static_cast<double>(last_items) * c.item_worker + c.chunk_worker;
+    }
+    makespan = std::max(makespan, average);
+  } else {
+    const std::size_t last_chunk =
+        schedule.kind == schedule_kind::guided ? std::max<std::size_t>(1, schedule.min_chunksize) : schedule.chunksize;
+    const double last = static_cast<double>(last_chunk);
+    // Half a chunk on average, more when its items vary (the spread of a sum of `last` items).
+    const double tail = 0.5 * last * w.mean_seconds * (1.0 + w.cv / std::sqrt(last));
+    makespan = average + std::max(tail, workers > 1 ? 0.5 * (w.max_seconds - w.mean_seconds) : 0.0);
+  }
+
+  // The root hands out every chunk and takes in every result; past some scale it is the bottleneck.
+  const double root_busy = k * c.chunk_root + n * c.item_root;
+  const double startup = c.startup + workers * c.startup_per_worker + c.chunk_root;
+  const double run = std::max(makespan, root_busy);
+  p.parallel_seconds = sampled + startup + run;
+  p.root_load = run > 0.0 ? root_busy / run : 0.0;
+  return finish(p, workers);
+}
+
+prediction predict_steady(const model_inputs& in, int workers, const chunk_schedule& schedule) {
+  const unit_costs c = costs_of(in);
+  workers = std::max(1, workers);
+  const double items_per_chunk = static_cast<double>(std::max<std::size_t>(1, schedule.chunksize));
+  // Per item: the workers' share of the work, or the root's cost if the root is slower.
+  const double worker_per_item = (c.item_worker + c.chunk_worker / items_per_chunk) / workers;
+  const double root_per_item = c.item_root + c.chunk_root / items_per_chunk;
+  prediction p;
+  p.serial_seconds = 0.0;
+  p.parallel_seconds = 0.0;
+  const double per_item = std::max(worker_per_item, root_per_item);
+  p.speedup = per_item > 0.0 ? in.work.mean_seconds / per_item : 1.0;
+  p.root_load = per_item > 0.0 ? root_per_item / per_item : 0.0;
+  const double ideal = in.work.mean_seconds / workers;
+  p.overhead_fraction = per_item > 0.0 ? std::max(0.0, (per_item - ideal) / per_item) : 0.0;
+  return p;
+}
+
+namespace {
+
+/// Decides the workers on each node; appends its sentences to the plan.
+std::vector<int> choose_workers(const model_inputs& in, plan& out) {
+  const sample_stats& w = in.work;
+  const cluster_layout& cl = in.cluster;
+  const plan_request& rq = in.request;
+  std::vector<int> workers(cl.nodes.size(), 0);
+
+  // Cores one worker keeps busy: >1 when the function runs threads; <1 when it mostly waits.
+  const bool compute_bound = w.cpu_per_wall >= 0.5;
+  const double demand = compute_bound ? std::max(1.0, std::round(w.cpu_per_wall)) : std::max(w.cpu_per_wall, 0.125);
+
+  bool memory_cut = false;
+  for (std::size_t n = 0; n < cl.nodes.size(); ++n) {
+    const node_facts& node = cl.nodes[n];
+    int count = rq.workers_per_node ? *rq.workers_per_node
+                                    : std::max(1, static_cast<int>(std::floor(node.usable_cores / demand + 1e-9)));
+    if (!rq.workers_per_node && w.memory_per_call > 0) {
+      const double budget = rq.memory_fraction * static_cast<double>(node.available_memory);
+      const int fit = std::max(1, static_cast<int>(budget / static_cast<double>(w.memory_per_call)));
+      if (fit < count) {
+        count = fit;
+        memory_cut = true;
+      }
+    }
+    if (cl.mpi) {
+      // The root's rank dispatches; the other ranks on its node and every rank elsewhere can work.
+      const int slots = cl.ranks_per_node[n] - (n == 0 ? 1 : 0);
+      if (rq.workers_per_node && count > slots) {
+        out.warnings.push_back(format("Node %zu has %d worker ranks, fewer than the %d workers asked for.", n, slots, count));
+      }
+      count = std::min(count, slots);
+    }
+    workers[n] = std::max(0, count);
+  }
+
+  const auto& root = cl.nodes.front();
+  if (rq.workers_per_node) {
+    out.reason += format("%d workers per node, as asked. ", *rq.workers_per_node);
+  } else if (compute_bound) {
+    out.reason += format("%d workers on the root's node: %d usable cores (%d physical, %d logical%s)",
+                         workers[0], root.usable_cores, root.physical_cores, root.logical_cores,
+                         root.cpu_quota > 0.0 ? format(", CPU quota %.1f", root.cpu_quota).c_str() : "");
+    out.reason += demand > 1.0 ? format(" shared by workers that run %.0f threads each. ", demand) : ". ";
+  } else {
+    out.reason += format("%d workers on the root's node: the function waits most of the time (CPU %.0f%% of wall), "
+                         "so up to %.0f workers share each core. ",
+                         workers[0], 100.0 * w.cpu_per_wall, 1.0 / demand);
+  }
+  if (demand > 1.0 || w.threads_inside > 1) {
+    out.warnings.push_back(format(
+        "Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to avoid "
+        "oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, "
+        "MKL_NUM_THREADS=1).",
+        std::max(w.threads_inside, static_cast<int>(std::round(w.cpu_per_wall))), w.cpu_per_wall, workers[0]));
+  }
+  if (!compute_bound) {
+    out.warnings.push_back(format("The function used %.0f%% CPU while it ran: it waits on I/O or sleeps. More workers "
+                                  "than cores help it; force them with workers_per_node if this is not enough.",
+                                  100.0 * w.cpu_per_wall));
+  }
+  if (memory_cut) {
+    out.warnings.push_back(format("Each call grows memory by %s: workers per node cut to %d to stay within %.0f%% of "
+                                  "available memory (%s on the root's node).",
+                                  text::bytes(static_cast<double>(w.memory_per_call)).c_str(), workers[0],
+                                  100.0 * rq.memory_fraction, text::bytes(static_cast<double>(root.available_memory)).c_str()));
+  }
+  if (cl.mpi && cl.nodes.size() > 1) out.reason += format("%zu nodes. ", cl.nodes.size());
+  return workers;
+}
+
+/// Chooses the chunk schedule for `workers` workers; appends its sentences to the plan.
+chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optional<std::size_t> items, plan& out) {
+  const sample_stats& w = in.work;
+  const plan_request& rq = in.request;
+  const unit_costs c = costs_of(in);
+  chunk_schedule s;
+  if (rq.chunksize) {
+    s.chunksize = std::max<std::size_t>(1, *rq.chunksize);
+    s.min_chunksize = s.chunksize;
+    out.reason += format("Chunks of %zu items, as asked. ", s.chunksize);
+    return s;
+  }
+  const double per_item = std::max(c.item_worker, 1e-9);
+  const auto target = static_cast<std::size_t>(std::max(1.0, std::round(rq.target_chunk_duration / per_item)));
+  // Keep each chunk's dispatch under 5% of its work.
+  const auto overhead_floor = static_cast<std::size_t>(std::max(1.0, std::ceil(c.chunk_root / (0.05 * per_item))));
+  const bool heterogeneous = w.cv > 0.5;
+  const double chunks_per_worker = heterogeneous ? std::ceil(4.0 * (1.0 + w.cv)) : 4.0;
+
+  std::size_t size = target;
+  std::string why = format("%zu items make a chunk of about %s (target %s)", target,
+                           text::seconds(static_cast<double>(target) * per_item).c_str(),
+                           text::seconds(rq.target_chunk_duration).c_str());
+  if (heterogeneous) {
+    size = std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(size) / (1.0 + w.cv)));
+    why += format(", cut to %zu because item times vary (CV %.2f > 0.5)", size, w.cv);
+  }
+  if (items) {
+    const double balance = std::floor(static_cast<double>(*items) / (workers * chunks_per_worker));
+    const auto balanced = static_cast<std::size_t>(std::max(1.0, balance));
+    if (balanced < size) {
+      size = std::max(balanced, std::min(overhead_floor, size));
+      why += format(", then to %zu so each worker gets about %.0f chunks for balance", size, chunks_per_worker);
+    }
+  }
+  s.chunksize = size;
+  s.min_chunksize = size;
+  if (heterogeneous && items) {
+    s.kind = schedule_kind::guided;
+    s.min_chunksize = std::min(size, overhead_floor);
+    why += format("; guided: chunks shrink from %zu to %zu items as the work runs out", s.chunksize, s.min_chunksize);
+  }
+  out.reason += "Chunks: " + why + ". ";
+  return s;
+}
+
+}  // namespace
+
+plan make_plan(const model_inputs& in) {
+  const sample_stats& w = in.work;
+  const plan_request& rq = in.request;
+  const cluster_layout& cl = in.cluster;
+  plan out;
+  out.mode = rq.mode;
+  out.backend = cl.mpi ? backend_kind::mpi : backend_kind::processes;
+
+  // The sampled items are done; the rest is what runs in parallel.
+  std::optional<std::size_t> rest;
+  if (rq.total_items) rest = *rq.total_items - std::min(*rq.total_items, w.count + w.failed);
+
+  out.workers_per_node = choose_workers(in, out);
+  int workers = std::accumulate(out.workers_per_node.begin(), out.workers_per_node.end(), 0);
+  out.schedule = choose_schedule(in, std::max(1, workers), rest, out);
+
+  auto forecast = [&](int n) { return rest ? predict(in, *rest, n, out.schedule) : predict_steady(in, n, out.schedule); };
+  prediction p = forecast(std::max(1, workers));
+
+  // A busy root competes with the workers on its node: give it a core when it needs most of one.
+  const int root_cores = cl.nodes.front().usable_cores;
+  if (!rq.workers_per_node && p.root_load >= 0.5 && out.workers_per_node[0] >= root_cores && out.workers_per_node[0] > 1) {
+    const int reserve = std::max(1, static_cast<int>(std::round(p.root_load)));
+    out.workers_per_node[0] = std::max(1, out.workers_per_node[0] - reserve);
+    out.reason += format("The root is busy %.0f%% of the time dispatching, so its node keeps %d core(s) for it. ",
+                         100.0 * p.root_load, reserve);
+    workers = std::accumulate(out.workers_per_node.begin(), out.workers_per_node.end(), 0);
+    p = forecast(std::max(1, workers));
+  }
+  out.n_jobs = workers;
+  out.chunksize = out.schedule.chunksize;
+
+  // Ordered or unordered.
+  if (rq.prefer_ordered) {
+    out.use_ordered = *rq.prefer_ordered;
+    out.reason += out.use_ordered ? "Ordered results, as asked. " : "Unordered results, as asked. ";
+  } else if (rq.mode == plan_mode::gather_all) {
+    out.use_ordered = true;
+    out.reason += "Results are gathered in input order (map keeps them all anyway). ";
+  } else if (p.overhead_fraction > 0.2) {
+    out.use_ordered = false;
+    out.reason += format("Unordered: overheads are %.0f%% of the run (> 20%%), so results go out as they complete. ",
+                         100.0 * p.overhead_fraction);
+  } else if (w.cv > 0.5) {
+    out.use_ordered = false;
+    out.reason += format("Unordered: item times vary (CV %.2f), so a slow item would hold results back. ", w.cv);
+  } else {
+    out.use_ordered = true;
+    out.reason += format("Ordered: overheads are only %.0f%% of the run. ", 100.0 * p.overhead_fraction);
+  }
+
+  // The window: results in flight, bounded so an endless source runs in bounded memory.
+  const node_facts& root = cl.nodes.front();
+  const std::size_t in_flight = static_cast<std::size_t>(std::max(1, workers)) * out.chunksize;
+  if (rq.mode == plan_mode::streaming) {
+    std::size_t window = rq.buffer_size ? *rq.buffer_size : 2 * in_flight;
+    const std::size_t memory_cap = safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction);
+    if (!rq.buffer_size && window > memory_cap) {
+      window = std::max<std::size_t>(1, memory_cap);
+      out.warnings.push_back(format("Results of %s each: the window is cut to %zu items to fit in memory.",
+                                    text::bytes(w.result_bytes).c_str(), window));
+    }
+    if (window < in_flight) {
+      out.warnings.push_back(format("A window of %zu items is smaller than %d workers x %zu items per chunk: "
+                                    "workers will wait for the consumer.",
+                                    window, workers, out.chunksize));
+    }
+    out.buffer_size = window;
+    out.reason += format("At most %zu results wait in memory (%s). ", window,
+                         text::bytes(static_cast<double>(window) * w.result_bytes).c_str());
+  } else {
+    out.buffer_size = rq.total_items.value_or(0);
+    if (!rq.total_items) {
+      out.warnings.push_back("The source has no known end: gathering all results would never finish. Use "
+                             "optimize_streaming with imap/imap_unordered, or process_in_batches.");
+    } else {
+      const double all_results = static_cast<double>(*rq.total_items) * w.result_bytes;
+      const double budget = rq.memory_fraction * static_cast<double>(root.available_memory);
+      if (all_results > budget) {
+        out.warnings.push_back(format(
+            "All %zu results need %s but the root has %s available (%.0f%% budget %s): stream them with "
+            "optimize_streaming + imap, or use process_in_batches with batches of %zu items.",
+            *rq.total_items, text::bytes(all_results).c_str(), text::bytes(static_cast<double>(root.available_memory)).c_str(),
+            100.0 * rq.memory_fraction, text::bytes(budget).c_str(),
+            safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction)));
+      }
+    }
+  }
+
+  out.estimated_speedup = p.speedup;
+  const bool forced = rq.workers_per_node || rq.chunksize;
+  if (workers == 0) {
+    out.serial = true;
+    out.reason += "Serial: there is no worker rank (the root only dispatches). ";
+    out.warnings.push_back("Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
+  } else if (p.speedup < rq.min_speedup && !forced) {
+    out.serial = true;
+    out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
+                         rq.min_speedup);
+    out.reason += format("items take %s while each chunk costs %s to dispatch and each worker %s to start. ",
+                         text::seconds(w.mean_seconds).c_str(), text::seconds(costs_of(in).chunk_root).c_str(),
+                         text::seconds(costs_of(in).startup_per_worker + costs_of(in).startup / workers).c_str());
+    out.warnings.push_back("Insufficient speedup: run serially, or give each call more work (batch several items "
+                           "into one).");
+  } else {
+    out.serial = false;
+    if (p.speedup < rq.min_speedup) {
+      out.warnings.push_back(format("The predicted speedup %.2fx is below %.1fx: serial would do as well.", p.speedup,
+                                    rq.min_speedup));
+    }
+    if (rest) {
+      out.reason += format("Expected speedup %.2fx: serial %s, parallel %s.", p.speedup,
+                           text::seconds(p.serial_seconds).c_str(), text::seconds(p.parallel_seconds).c_str());
+    } else {
+      out.reason += format("Expected steady-state speedup %.2fx on an endless stream.", p.speedup);
+    }
+  }
+  if (out.serial) {
+    out.backend = backend_kind::serial;
+    out.n_jobs = 1;
+  }
+  if (p.root_load > 0.9 && !out.serial) {
+    out.warnings.push_back(format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items "
+                                  "would help.", 100.0 * p.root_load));
+  }
+
+  // The profile: every number the model used.
+  plan_profile& pr = out.profile;
+  pr.sample_size = w.count;
+  pr.total_items = rq.total_items;
+  pr.avg_execution_time = w.mean_seconds;
+  pr.cv = w.cv;
+  pr.min_execution_time = w.min_seconds;
+  pr.max_execution_time = w.max_seconds;
+  pr.cpu_per_wall = w.cpu_per_wall;
+  pr.threads_inside = w.threads_inside;
+  pr.input_bytes = w.input_bytes;
+  pr.result_bytes = w.result_bytes;
+  pr.serialize_seconds = w.serialize_seconds;
+  pr.memory_per_call = w.memory_per_call;
+  pr.nodes = static_cast<int>(cl.nodes.size());
+  pr.world_size = cl.world_size;
+  pr.physical_cores = root.physical_cores;
+  pr.logical_cores = root.logical_cores;
+  pr.usable_cores = root.usable_cores;
+  pr.cpu_quota = root.cpu_quota;
+  pr.available_memory = root.available_memory;
+  const unit_costs c = costs_of(in);
+  pr.spawn_cost = c.startup;
+  pr.spawn_cost_per_worker = c.startup_per_worker;
+  pr.thread_spawn_cost = in.local.thread_spawn_per_worker;
+  pr.chunk_overhead = c.chunk_root;
+  pr.latency_same_node = in.links.same_node.latency_seconds;
+  pr.bandwidth_same_node = in.links.same_node.bandwidth_bytes_per_second;
+  pr.latency_other_node = in.links.other_node.latency_seconds;
+  pr.bandwidth_other_node = in.links.other_node.bandwidth_bytes_per_second;
+  pr.serial_seconds = p.serial_seconds;
+  pr.parallel_seconds = p.parallel_seconds;
+  pr.root_load = p.root_load;
+  pr.overhead_fraction = p.overhead_fraction;
+  pr.sampling_seconds = w.total_seconds;
+  return out;
+}
+
+}  // namespace amorsize

@@ -9,8 +9,8 @@ namespace amorsize {
 /// Exit codes of `amorsize-run`; the README lists them with their causes.
 enum class exit_code : int {
   ok = 0,              ///< The command did what was asked.
-  usage = 2,           ///< Unknown job, unknown option or an option value out of range.
-  bad_input = 3,       ///< Options are individually valid but make no sense together (sample size 0, ...).
+  usage = 2,           ///< The command line is not understood: unknown job or option, a value that is not a number.
+  bad_input = 3,       ///< A value out of range, or options that do not fit together (--items -3, sample size 0).
   empty_source = 4,    ///< The source had no items to sample.
   sample_failed = 5,   ///< The function threw on every sampled item.
   mpi_failure = 6,     ///< The MPI environment could not be used (launcher present but init failed, ...).

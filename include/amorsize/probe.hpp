@@ -33,7 +33,7 @@ struct node_facts {
   std::uint64_t available_memory = 0;  ///< Bytes that can be allocated now (MemAvailable, cut by the cgroup limit).
   slurm_allocation slurm;               ///< The Slurm allocation, if any.
   int usable_cores = 1;                 ///< Cores worth planning on: physical cores cut by quota and Slurm CPUs.
-  double probe_seconds = 0.0;           ///< Time the probe took (0 when cached).
+  double probe_seconds = 0.0;           ///< Time the first probe took.
 };
 
 /// Probes this node once per process (hwloc, /proc, cgroups, environment) and returns the cached facts.

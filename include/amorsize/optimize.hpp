@@ -1,0 +1,121 @@
+#pragma once
+/// The planner's entry points: optimize, optimize_streaming and estimate_safe_batch_size.
+
+#include <amorsize/cost_model.hpp>
+#include <amorsize/detail/sample.hpp>
+#include <amorsize/plan.hpp>
+#include <amorsize/source.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace amorsize {
+
+/// What the caller may tell the planner (the seed's keyword arguments).
+struct optimize_options {
+  std::size_t sample_size = 5;                 ///< Items run on the root to measure the function (at least 1).
+  double target_chunk_duration = 0.2;          ///< Seconds one chunk should take.
+  std::optional<bool> prefer_ordered;          ///< True: input order; false: as completed; unset: decide.
+  std::optional<std::size_t> buffer_size;      ///< Items in flight at most when streaming; unset: decide.
+  std::optional<int> workers_per_node;         ///< Force this many workers per node.
+  std::optional<std::size_t> chunksize;        ///< Force this chunk size.
+  double memory_fraction = 0.5;                ///< Share of available memory results may take.
+  double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
+  bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).
+  bool use_chunking_benchmark = true;          ///< Measure the chunk round trip (else assume 50 us).
+  bool verbose = false;                        ///< Print the plan's explanation while planning.
+  std::ostream* log = &std::cerr;              ///< Where verbose output goes.
+};
+
+/// Throws input_error naming the first option out of range.
+void validate(const optimize_options& options);
+
+/// A plan for gathering every result, with the data to run it on (the seed's OptimizationResult).
+template <class T, class R>
+struct optimization_result : plan {
+  source<T> data;                              ///< Every item, the sampled ones first: use it instead of the original.
+  std::vector<std::optional<R>> sampled_results; ///< Results of the first items (nullopt where the call threw), reused by the engine.
+  std::vector<item_error> sample_errors;       ///< Sampled items the function threw on.
+};
+
+/// A plan for streaming results through imap/imap_unordered (the seed's StreamingOptimizationResult).
+template <class T, class R>
+struct streaming_optimization_result : optimization_result<T, R> {};
+
+namespace detail {
+
+/// Plans collectively: cluster layout and links on every rank, sampling and the model on the
+/// root, and the plan (or the root's error) broadcast to every rank.
+plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
+                       const std::function<sample_stats()>& sample_on_root);
+
+/// Samples and plans; fills `result`'s plan, data and sampled results.
+template <class Fn, class T, class Result>
+void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_mode mode, Result& result) {
+  validate(options);
+  const std::optional<std::size_t> total = src.size();
+  using R = std::decay_t<std::invoke_result_t<Fn&, const T&>>;
+  std::optional<sample_outcome<T, R>> sampled;
+  static_cast<plan&>(result) = plan_collectively(options, mode, total, [&] {
+    sampled.emplace(run_sample(fn, src, options.sample_size));
+    return sampled->stats;
+  });
+  if (sampled) {
+    result.sampled_results = std::move(sampled->results);
+    result.sample_errors = sampled->stats.errors;
+    src.replay(std::move(sampled->items));
+  }
+  result.data = std::move(src);
+}
+
+template <class Fn, class Data>
+using item_type_t = typename decltype(make_source(std::declval<Data>()))::value_type;
+
+template <class Fn, class Data>
+using result_type_t = std::decay_t<std::invoke_result_t<Fn&, const item_type_t<Fn, Data>&>>;
+
+}  // namespace detail
+
+/// Measures `fn` on the first items of `data` and plans a run that gathers every result on the root.
+///
+/// `data` is a container (by reference: it must outlive the result), a moved-in container, an
+/// iterator range made with make_source, a generator returning std::optional<T>, or a source.
+/// Under MPI every rank calls it; only the root's data is read and the plan reaches every rank.
+template <class Fn, class Data>
+optimization_result<detail::item_type_t<Fn, Data>, detail::result_type_t<Fn, Data>> optimize(
+    Fn&& fn, Data&& data, const optimize_options& options = {}) {
+  optimization_result<detail::item_type_t<Fn, Data>, detail::result_type_t<Fn, Data>> result;
+  detail::optimize_into(fn, make_source(std::forward<Data>(data)), options, plan_mode::gather_all, result);
+  return result;
+}
+
+/// Measures `fn` and plans a streaming run (imap / imap_unordered) in bounded memory.
+template <class Fn, class Data>
+streaming_optimization_result<detail::item_type_t<Fn, Data>, detail::result_type_t<Fn, Data>> optimize_streaming(
+    Fn&& fn, Data&& data, const optimize_options& options = {}) {
+  streaming_optimization_result<detail::item_type_t<Fn, Data>, detail::result_type_t<Fn, Data>> result;
+  detail::optimize_into(fn, make_source(std::forward<Data>(data)), options, plan_mode::streaming, result);
+  return result;
+}
+
+/// Measures the results of `fn` on the first items and returns how many fit in `max_memory_fraction` of available memory.
+///
+/// Items taken from a generator are put back when `data` is a source (copies of a source share its stream).
+template <class Fn, class Data>
+std::size_t estimate_safe_batch_size(Fn&& fn, Data&& data, double max_memory_fraction = 0.5, std::size_t sample_size = 5) {
+  optimize_options options;
+  options.sample_size = sample_size;
+  options.memory_fraction = max_memory_fraction;
+  validate(options);
+  auto src = make_source(std::forward<Data>(data));
+  auto sampled = detail::run_sample(fn, src, sample_size);
+  src.replay(std::move(sampled.items));
+  return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, max_memory_fraction);
+}
+
+}  // namespace amorsize

@@ -1,0 +1,32 @@
+#pragma once
+/// Chunk schedules: how many items the next chunk gets.
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace amorsize {
+
+/// How chunk sizes evolve during a run.
+enum class schedule_kind {
+  fixed,   ///< Every chunk has `chunksize` items (the last may be shorter).
+  guided,  ///< Chunks shrink with the work left: ceil(remaining / (2 * workers)), between `min_chunksize` and `chunksize`.
+};
+
+/// Returns "fixed" or "guided".
+std::string_view to_string(schedule_kind kind);
+
+/// A chunk schedule: a policy, not state; the engine asks it for each chunk's size.
+struct chunk_schedule {
+  schedule_kind kind = schedule_kind::fixed;  ///< The policy.
+  std::size_t chunksize = 1;                  ///< Size of fixed chunks; the largest guided chunk.
+  std::size_t min_chunksize = 1;              ///< The smallest guided chunk.
+
+  /// Returns the size of the next chunk given the items left (nullopt: unknown or endless) and the workers.
+  [[nodiscard]] std::size_t next_chunk(std::optional<std::size_t> remaining, int workers) const;
+
+  /// Returns how many chunks `items` items make under this schedule.
+  [[nodiscard]] std::size_t chunk_count(std::size_t items, int workers) const;
+};
+
+}  // namespace amorsize

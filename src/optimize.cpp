@@ -1,0 +1,130 @@
+#include <amorsize/optimize.hpp>
+#include <amorsize/session.hpp>
+
+#include "text.hpp"
+
+#include <chrono>
+#include <cmath>
+
+namespace amorsize {
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Start-up and round-trip costs assumed when the caller turns the benchmarks off (seen on these machines).
+constexpr double assumed_spawn_per_worker = 0.5e-3;
+constexpr double assumed_round_trip = 50e-6;
+
+/// The local overheads, measured or assumed as the options say.
+local_overheads local_costs(const optimize_options& options, std::vector<std::string>& notes) {
+  local_overheads costs;
+  if (options.use_spawn_benchmark || options.use_chunking_benchmark) costs = measure_local_overheads();
+  if (!options.use_spawn_benchmark || !costs.measured) {
+    costs.process_spawn_fixed = 0.0;
+    costs.process_spawn_per_worker = assumed_spawn_per_worker;
+    notes.push_back(text::format("Worker start-up assumed, not measured: %s per worker.",
+                                 text::seconds(assumed_spawn_per_worker).c_str()));
+  }
+  if (!options.use_chunking_benchmark || !costs.measured) {
+    costs.chunk_round_trip = assumed_round_trip;
+    notes.push_back(text::format("Chunk round trip assumed, not measured: %s.", text::seconds(assumed_round_trip).c_str()));
+  }
+  return costs;
+}
+
+}  // namespace
+
+void validate(const optimize_options& o) {
+  if (o.sample_size == 0) {
+    throw input_error("sample size must be at least 1: the planner needs to run the function on one item to measure it");
+  }
+  if (!(o.target_chunk_duration > 0.0) || !std::isfinite(o.target_chunk_duration)) {
+    throw input_error("target chunk duration must be a positive number of seconds (default 0.2)");
+  }
+  if (!(o.memory_fraction > 0.0 && o.memory_fraction <= 1.0)) {
+    throw input_error("memory fraction must be in (0, 1] (default 0.5)");
+  }
+  if (!(o.min_speedup >= 0.0) || !std::isfinite(o.min_speedup)) {
+    throw input_error("minimum speedup must be a non-negative number (default 1.2)");
+  }
+  if (o.workers_per_node && *o.workers_per_node < 1) {
+    throw input_error("workers per node must be at least 1");
+  }
+  if (o.chunksize && *o.chunksize == 0) throw input_error("chunk size must be at least 1");
+  if (o.buffer_size && *o.buffer_size == 0) throw input_error("buffer size must be at least 1");
+}
+
+namespace detail {
+
+plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
+                       const std::function<sample_stats()>& sample_on_root) {
+  session& s = session::current();
+  // Collective steps first, on every rank: they are cached after the first call.
+  const double probe_start = now();
+  probe_node();
+  const double probe_seconds = now() - probe_start;
+  const double layout_start = now();
+  const cluster_layout& layout = s.layout();
+  const mpi_links links = s.mpi() ? s.links() : mpi_links{};
+  const double cluster_seconds = now() - layout_start;
+
+  nlohmann::json message;
+  plan result;
+  if (s.is_root()) {
+    try {
+      model_inputs in;
+      in.work = sample_on_root();
+      const double model_start = now();
+      std::vector<std::string> notes;
+      in.cluster = layout;
+      in.links = links;
+      const double benchmark_start = now();
+      // Without a launcher the work runs in forked processes: measure what they cost. Under MPI
+      // the ranks run already, and forking after MPI_Init is unsafe.
+      if (!s.mpi()) in.local = local_costs(options, notes);
+      const double benchmark_seconds = now() - benchmark_start + cluster_seconds;
+      in.request.mode = mode;
+      in.request.total_items = total_items;
+      in.request.target_chunk_duration = options.target_chunk_duration;
+      in.request.prefer_ordered = options.prefer_ordered;
+      in.request.buffer_size = options.buffer_size;
+      in.request.workers_per_node = options.workers_per_node;
+      in.request.chunksize = options.chunksize;
+      in.request.memory_fraction = options.memory_fraction;
+      in.request.min_speedup = options.min_speedup;
+      result = make_plan(in);
+      for (const auto& e : in.work.errors) {
+        result.warnings.push_back(text::format("Item %zu threw while sampled (%s); it will be reported as an error.",
+                                               e.index, e.message.c_str()));
+      }
+      result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
+      result.profile.probe_seconds = probe_seconds;
+      result.profile.benchmark_seconds = benchmark_seconds;
+      result.profile.planning_seconds = probe_seconds + cluster_seconds + (now() - model_start);
+      message = {{"plan", result.to_json()}};
+    } catch (const error& e) {
+      message = {{"error", e.what()}, {"code", static_cast<int>(e.code())}};
+    } catch (const std::exception& e) {
+      message = {{"error", e.what()}, {"code", static_cast<int>(exit_code::internal)}};
+    }
+  }
+  if (s.mpi()) message = nlohmann::json::parse(s.broadcast(s.is_root() ? message.dump() : std::string()));
+  if (message.contains("error")) {
+    const auto code = static_cast<exit_code>(message.at("code").get<int>());
+    const auto what = message.at("error").get<std::string>();
+    switch (code) {
+      case exit_code::bad_input: throw input_error(what);
+      case exit_code::empty_source: throw empty_source_error(what);
+      case exit_code::sample_failed: throw sample_error(what);
+      default: throw error(code, what);
+    }
+  }
+  if (!s.is_root()) result = plan::from_json(message.at("plan"));
+  if (options.verbose && s.is_root() && options.log) *options.log << result.explain() << std::flush;
+  return result;
+}
+
+}  // namespace detail
+}  // namespace amorsize

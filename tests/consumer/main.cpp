@@ -1,0 +1,22 @@
+// A program outside the amorsize tree that plans a workload through the installed package.
+#include <amorsize/amorsize.hpp>
+
+#include <iostream>
+#include <numeric>
+#include <vector>
+
+int main() {
+  std::vector<int> data(1000);
+  std::iota(data.begin(), data.end(), 0);
+  auto square = [](int x) { return x * x; };
+  const auto result = amorsize::optimize(square, data);
+  // A trivial function must not be worth parallelising, and the replayed data must be complete.
+  std::size_t replayed = 0;
+  while (result.data.size() && const_cast<amorsize::source<int>&>(result.data).next()) ++replayed;
+  if (!result.serial || replayed != data.size()) {
+    std::cerr << "unexpected plan:\n" << result.explain();
+    return 1;
+  }
+  std::cout << "consumer: " << result.reason << '\n';
+  return 0;
+}

@@ -1,0 +1,272 @@
+// Tests of the node probe: the parsers on canned kernel and Slurm text, the core arithmetic, and a live probe.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "amorsize/error.hpp"
+#include "amorsize/probe.hpp"
+
+namespace {
+
+using amorsize::input_error;
+
+constexpr std::uint64_t kib = 1024;
+
+// A /proc/meminfo as a 5.x kernel writes it (trimmed).
+constexpr const char* meminfo_text =
+    "MemTotal:       24684092 kB\n"
+    "MemFree:         1234567 kB\n"
+    "MemAvailable:   24299336 kB\n"
+    "Buffers:          102400 kB\n"
+    "Cached:          2048000 kB\n"
+    "SwapCached:            0 kB\n"
+    "Active:          3000000 kB\n"
+    "HugePages_Total:       0\n"
+    "Hugepagesize:       2048 kB\n";
+
+// The same from a kernel older than 3.14, which has no MemAvailable.
+constexpr const char* old_meminfo_text =
+    "MemTotal:        8000000 kB\n"
+    "MemFree:         1000000 kB\n"
+    "Buffers:           50000 kB\n"
+    "Cached:          3000000 kB\n"
+    "SwapCached:            0 kB\n";
+
+/// Builds an env_lookup over a fixed map, standing in for the process environment.
+amorsize::env_lookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    const auto found = vars.find(std::string(name));
+    return found == vars.end() ? std::nullopt : std::optional<std::string>(found->second);
+  };
+}
+
+/// Facts for a node with `cores` cores, one thread each, no limits.
+amorsize::node_facts plain_node(int cores) {
+  amorsize::node_facts facts;
+  facts.physical_cores = cores;
+  facts.logical_cores = cores;
+  facts.affinity_cpus = cores;
+  return facts;
+}
+
+}  // namespace
+
+TEST_CASE("cgroup v2 cpu.max gives the quota in CPUs", "[probe]") {
+  CHECK(amorsize::parse_cgroup_v2_cpu_max("max 100000\n") == 0.0);
+  CHECK(amorsize::parse_cgroup_v2_cpu_max("max\n") == 0.0);
+  CHECK(amorsize::parse_cgroup_v2_cpu_max("200000 100000\n") == Approx(2.0));
+  CHECK(amorsize::parse_cgroup_v2_cpu_max("150000 100000") == Approx(1.5));
+  CHECK(amorsize::parse_cgroup_v2_cpu_max("50000 100000\n") == Approx(0.5));
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v2_cpu_max(""), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v2_cpu_max("abc 100000"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v2_cpu_max("200000"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v2_cpu_max("200000 0"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v2_cpu_max("200000 100000 7"), input_error);
+}
+
+TEST_CASE("cgroup v1 cfs quota and period give the quota in CPUs", "[probe]") {
+  CHECK(amorsize::parse_cgroup_v1_cpu_quota("-1\n", "100000\n") == 0.0);
+  CHECK(amorsize::parse_cgroup_v1_cpu_quota("-1\n", "") == 0.0);  // No quota: the period does not matter.
+  CHECK(amorsize::parse_cgroup_v1_cpu_quota("150000\n", "100000\n") == Approx(1.5));
+  CHECK(amorsize::parse_cgroup_v1_cpu_quota("400000", "100000") == Approx(4.0));
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v1_cpu_quota("lots", "100000"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v1_cpu_quota("150000", "0"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_v1_cpu_quota("150000", ""), input_error);
+}
+
+TEST_CASE("CPU lists are counted and malformed ones rejected", "[probe]") {
+  CHECK(amorsize::count_cpu_list("0-3,8,10-11") == 7);
+  CHECK(amorsize::count_cpu_list("0-1\n") == 2);
+  CHECK(amorsize::count_cpu_list("5") == 1);
+  CHECK(amorsize::count_cpu_list("") == 0);
+  CHECK(amorsize::count_cpu_list("\n") == 0);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("3-1"), input_error);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("a"), input_error);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("1,,2"), input_error);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("1-"), input_error);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("-1"), input_error);
+  CHECK_THROWS_AS(amorsize::count_cpu_list("0-3,"), input_error);
+}
+
+TEST_CASE("/proc/meminfo gives total and available bytes", "[probe]") {
+  CHECK(amorsize::parse_meminfo_total(meminfo_text) == 24684092 * kib);
+  CHECK(amorsize::parse_meminfo_available(meminfo_text) == 24299336 * kib);
+
+  SECTION("without MemAvailable, free plus cached is used") {
+    CHECK(amorsize::parse_meminfo_total(old_meminfo_text) == 8000000 * kib);
+    CHECK(amorsize::parse_meminfo_available(old_meminfo_text) == (1000000 + 3000000) * kib);
+  }
+  SECTION("missing or unreadable fields are errors") {
+    CHECK_THROWS_AS(amorsize::parse_meminfo_total("MemFree: 1 kB\n"), input_error);
+    CHECK_THROWS_AS(amorsize::parse_meminfo_available("MemTotal: 8 kB\nMemFree: 1 kB\n"), input_error);
+    CHECK_THROWS_AS(amorsize::parse_meminfo_total("MemTotal: lots kB\n"), input_error);
+    CHECK_THROWS_AS(amorsize::parse_meminfo_total(""), input_error);
+  }
+}
+
+TEST_CASE("cgroup memory limits: 'max' and the v1 sentinel mean no limit", "[probe]") {
+  CHECK_FALSE(amorsize::parse_cgroup_memory_limit("max\n").has_value());
+  CHECK_FALSE(amorsize::parse_cgroup_memory_limit("9223372036854771712\n").has_value());
+  CHECK_FALSE(amorsize::parse_cgroup_memory_limit("1152921504606846976").has_value());  // 2^60
+  CHECK(amorsize::parse_cgroup_memory_limit("4294967296\n") == std::optional<std::uint64_t>(4294967296ULL));
+  CHECK(amorsize::parse_cgroup_memory_limit("1152921504606846975") ==
+        std::optional<std::uint64_t>(1152921504606846975ULL));
+  CHECK_THROWS_AS(amorsize::parse_cgroup_memory_limit(""), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_memory_limit("4G"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_cgroup_memory_limit("-1"), input_error);
+}
+
+TEST_CASE("Slurm task lists expand per node", "[probe]") {
+  CHECK(amorsize::slurm_tasks_on_node("2(x3),1", 0) == 2);
+  CHECK(amorsize::slurm_tasks_on_node("2(x3),1", 1) == 2);
+  CHECK(amorsize::slurm_tasks_on_node("2(x3),1", 2) == 2);
+  CHECK(amorsize::slurm_tasks_on_node("2(x3),1", 3) == 1);
+  CHECK(amorsize::slurm_tasks_on_node("16", 0) == 16);
+  CHECK(amorsize::slurm_tasks_on_node("4,8(x2)", 2) == 8);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("2(x3),1", 4), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("2(x3),1", -1), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("", 0), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("2(3)", 0), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("2(x0)", 0), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("2(x3", 0), input_error);
+  CHECK_THROWS_AS(amorsize::slurm_tasks_on_node("two", 0), input_error);
+}
+
+TEST_CASE("Slurm environment is read into the allocation", "[probe]") {
+  SECTION("outside Slurm nothing is present") {
+    const auto slurm = amorsize::parse_slurm_env(env_of({{"HOME", "/root"}, {"SLURM_CPUS_ON_NODE", "8"}}));
+    CHECK_FALSE(slurm.present);
+    CHECK(slurm.cpus_on_node == 0);
+    CHECK(slurm.job_id.empty());
+  }
+  SECTION("a 3-node job, node 2, with a compressed task list") {
+    const auto slurm = amorsize::parse_slurm_env(env_of({{"SLURM_JOB_ID", "123456"},
+                                                         {"SLURM_CPUS_ON_NODE", "4"},
+                                                         {"SLURM_NTASKS", "5"},
+                                                         {"SLURM_TASKS_PER_NODE", "2(x2),1"},
+                                                         {"SLURM_CPUS_PER_TASK", "2"},
+                                                         {"SLURM_JOB_NUM_NODES", "3"},
+                                                         {"SLURM_NODEID", "2"}}));
+    CHECK(slurm.present);
+    CHECK(slurm.job_id == "123456");
+    CHECK(slurm.cpus_on_node == 4);
+    CHECK(slurm.ntasks == 5);
+    CHECK(slurm.ntasks_per_node == 1);
+    CHECK(slurm.cpus_per_task == 2);
+    CHECK(slurm.nnodes == 3);
+    CHECK(slurm.node_id == 2);
+  }
+  SECTION("node 1 of the same job gets two tasks; SLURM_NNODES stands in for SLURM_JOB_NUM_NODES") {
+    const auto slurm = amorsize::parse_slurm_env(env_of({{"SLURM_JOB_ID", "123456"},
+                                                         {"SLURM_TASKS_PER_NODE", "2(x2),1"},
+                                                         {"SLURM_NNODES", "3"},
+                                                         {"SLURM_NODEID", "1"}}));
+    CHECK(slurm.ntasks_per_node == 2);
+    CHECK(slurm.nnodes == 3);
+    CHECK(slurm.cpus_on_node == 0);
+    CHECK(slurm.cpus_per_task == 0);
+  }
+  SECTION("SLURM_NTASKS_PER_NODE wins over the task list") {
+    const auto slurm = amorsize::parse_slurm_env(
+        env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_NTASKS_PER_NODE", "8"}, {"SLURM_TASKS_PER_NODE", "2(x2),1"}}));
+    CHECK(slurm.ntasks_per_node == 8);
+    CHECK(slurm.node_id == 0);
+  }
+  SECTION("non-numeric values name the variable and its value") {
+    CHECK_THROWS_WITH(amorsize::parse_slurm_env(env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_CPUS_ON_NODE", "four"}})),
+                      Catch::Contains("SLURM_CPUS_ON_NODE") && Catch::Contains("four"));
+    CHECK_THROWS_AS(amorsize::parse_slurm_env(env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_NTASKS", "-2"}})),
+                    input_error);
+    CHECK_THROWS_AS(amorsize::parse_slurm_env(env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_NODEID", ""}})), input_error);
+    CHECK_THROWS_WITH(
+        amorsize::parse_slurm_env(
+            env_of({{"SLURM_JOB_ID", "7"}, {"SLURM_TASKS_PER_NODE", "2(x2),1"}, {"SLURM_NODEID", "3"}})),
+        Catch::Contains("SLURM_TASKS_PER_NODE") && Catch::Contains("2(x2),1"));
+  }
+}
+
+TEST_CASE("usable cores combine topology, affinity, quota and Slurm", "[probe]") {
+  CHECK(amorsize::usable_cores(plain_node(16)) == 16);
+
+  SECTION("a 2-CPU quota on 64 cores") {
+    auto facts = plain_node(64);
+    facts.cpu_quota = 2.0;
+    CHECK(amorsize::usable_cores(facts) == 2);
+  }
+  SECTION("fractional quotas round to nearest, never below 1") {
+    auto facts = plain_node(64);
+    facts.cpu_quota = 1.5;
+    CHECK(amorsize::usable_cores(facts) == 2);
+    facts.cpu_quota = 1.4;
+    CHECK(amorsize::usable_cores(facts) == 1);
+    facts.cpu_quota = 0.2;
+    CHECK(amorsize::usable_cores(facts) == 1);
+  }
+  SECTION("Slurm CPUs on node 4 on 16 cores") {
+    auto facts = plain_node(16);
+    facts.slurm.present = true;
+    facts.slurm.cpus_on_node = 4;
+    CHECK(amorsize::usable_cores(facts) == 4);
+    facts.slurm.present = false;  // Stale values outside a job are ignored.
+    CHECK(amorsize::usable_cores(facts) == 16);
+  }
+  SECTION("an affinity mask of 3 CPUs") {
+    auto facts = plain_node(16);
+    facts.logical_cores = 32;
+    facts.affinity_cpus = 3;
+    CHECK(amorsize::usable_cores(facts) == 3);
+  }
+  SECTION("an unknown affinity (0) does not cut") {
+    auto facts = plain_node(8);
+    facts.affinity_cpus = 0;
+    CHECK(amorsize::usable_cores(facts) == 8);
+  }
+  SECTION("the tightest limit wins") {
+    auto facts = plain_node(32);
+    facts.affinity_cpus = 12;
+    facts.cpu_quota = 6.0;
+    facts.slurm.present = true;
+    facts.slurm.cpus_on_node = 8;
+    CHECK(amorsize::usable_cores(facts) == 6);
+  }
+  SECTION("never below one core") {
+    auto facts = plain_node(0);
+    CHECK(amorsize::usable_cores(facts) == 1);
+  }
+}
+
+TEST_CASE("the live probe of this host is sane and cached", "[probe]") {
+  const auto fresh = amorsize::probe_node_uncached();
+  INFO("host " << fresh.hostname << ": " << fresh.physical_cores << " cores, " << fresh.logical_cores
+               << " threads, " << fresh.numa_nodes << " NUMA, affinity " << fresh.affinity_cpus << ", quota "
+               << fresh.cpu_quota << ", memory " << fresh.available_memory << "/" << fresh.total_memory
+               << " B, usable " << fresh.usable_cores << ", probe " << fresh.probe_seconds << " s");
+  CHECK_FALSE(fresh.hostname.empty());
+  CHECK(fresh.physical_cores >= 1);
+  CHECK(fresh.logical_cores >= fresh.physical_cores);
+  CHECK(fresh.numa_nodes >= 1);
+  CHECK(fresh.affinity_cpus >= 1);
+  CHECK(fresh.logical_cores <= fresh.affinity_cpus);  // hwloc counts only CPUs within the mask.
+  CHECK(fresh.cpu_quota >= 0.0);
+  CHECK(fresh.total_memory > 0);
+  CHECK(fresh.available_memory <= fresh.total_memory);
+  CHECK(fresh.usable_cores >= 1);
+  CHECK(fresh.usable_cores <= fresh.physical_cores);
+  CHECK(fresh.usable_cores == amorsize::usable_cores(fresh));
+  CHECK(fresh.probe_seconds > 0.0);
+  CHECK(fresh.probe_seconds < 1.0);
+
+  const auto& first = amorsize::probe_node();
+  const auto start = std::chrono::steady_clock::now();
+  const auto& second = amorsize::probe_node();
+  const double again = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(&first == &second);
+  CHECK(again < 0.001);
+  CHECK(first.physical_cores == fresh.physical_cores);
+  CHECK(first.logical_cores == fresh.logical_cores);
+  CHECK(first.hostname == fresh.hostname);
+}

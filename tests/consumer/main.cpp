@@ -9,10 +9,10 @@ int main() {
   std::vector<int> data(1000);
   std::iota(data.begin(), data.end(), 0);
   auto square = [](int x) { return x * x; };
-  const auto result = amorsize::optimize(square, data);
+  auto result = amorsize::optimize(square, data);
   // A trivial function must not be worth parallelising, and the replayed data must be complete.
   std::size_t replayed = 0;
-  while (result.data.size() && const_cast<amorsize::source<int>&>(result.data).next()) ++replayed;
+  while (result.data.next()) ++replayed;
   if (!result.serial || replayed != data.size()) {
     std::cerr << "unexpected plan:\n" << result.explain();
     return 1;

@@ -1,1 +1,286 @@
-// placeholder
+// The cost model on injected measurements: no clocks, no MPI, no machine-dependent numbers.
+#include <amorsize/cost_model.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+using namespace amorsize;
+
+namespace {
+
+/// A local run on one node with `cores` cores and overheads like those measured on these machines.
+model_inputs local_inputs(double item_seconds, std::size_t items, int cores = 8) {
+  model_inputs in;
+  in.work.item_seconds = std::vector<double>(5, item_seconds);
+  in.work.summarise();
+  in.work.cpu_per_wall = 1.0;
+  in.work.input_bytes = 8;
+  in.work.result_bytes = 8;
+  in.work.serialize_seconds = 1e-6;
+  node_facts node;
+  node.physical_cores = cores;
+  node.logical_cores = cores;
+  node.usable_cores = cores;
+  node.available_memory = std::uint64_t{16} << 30U;
+  in.cluster.nodes = {node};
+  in.cluster.ranks_per_node = {1};
+  in.cluster.node_of_rank = {0};
+  in.local.measured = true;
+  in.local.process_spawn_fixed = 0.3e-3;
+  in.local.process_spawn_per_worker = 0.4e-3;
+  in.local.thread_spawn_per_worker = 60e-6;
+  in.local.chunk_round_trip = 15e-6;
+  in.local.pipe_bandwidth = 2e9;
+  in.request.total_items = items;
+  return in;
+}
+
+/// Item times with the given mean and coefficient of variation (two values around the mean).
+void set_spread(model_inputs& in, double mean, double cv) {
+  in.work.item_seconds = {mean * (1.0 - cv), mean * (1.0 + cv), mean * (1.0 - cv), mean * (1.0 + cv)};
+  in.work.summarise();
+}
+
+bool mentions(const plan& p, const std::string& needle) {
+  if (p.reason.find(needle) != std::string::npos) return true;
+  return std::any_of(p.warnings.begin(), p.warnings.end(),
+                     [&](const std::string& w) { return w.find(needle) != std::string::npos; });
+}
+
+/// An MPI run over `ranks_per_node`, with shared-memory and network costs seen on these machines.
+model_inputs mpi_inputs(double item_seconds, std::size_t items, std::vector<int> ranks_per_node, int cores = 2) {
+  model_inputs in = local_inputs(item_seconds, items, cores);
+  in.cluster.mpi = true;
+  in.cluster.nodes.assign(ranks_per_node.size(), in.cluster.nodes.front());
+  in.cluster.ranks_per_node = ranks_per_node;
+  in.cluster.world_size = 0;
+  for (std::size_t n = 0; n < ranks_per_node.size(); ++n) {
+    for (int r = 0; r < ranks_per_node[n]; ++r) in.cluster.node_of_rank.push_back(static_cast<int>(n));
+    in.cluster.world_size += ranks_per_node[n];
+  }
+  in.local = {};
+  in.links.same_node = {true, 1, 1e-6, 7e9};
+  if (ranks_per_node.size() > 1) in.links.other_node = {true, ranks_per_node[0], 20e-6, 1e9};
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("a fast function is advised to run serially, with the numbers that show why", "[cost_model]") {
+  const plan p = make_plan(local_inputs(1e-6, 1000));
+  CHECK(p.serial);
+  CHECK(p.n_jobs == 1);
+  CHECK(p.backend == backend_kind::serial);
+  CHECK(p.estimated_speedup < 1.2);
+  CHECK(mentions(p, "below 1.2x"));
+  CHECK(mentions(p, "Insufficient speedup"));
+}
+
+TEST_CASE("a slow uniform function uses every core with chunks near the target duration", "[cost_model]") {
+  model_inputs in = local_inputs(2e-3, 100000);
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.backend == backend_kind::processes);
+  CHECK(p.n_jobs == 8);
+  CHECK(p.workers_per_node == std::vector<int>{8});
+  const double chunk_seconds = static_cast<double>(p.chunksize) * 2e-3;
+  CHECK(chunk_seconds == Approx(0.2).epsilon(0.05));
+  CHECK(p.schedule.kind == schedule_kind::fixed);
+  CHECK(p.estimated_speedup > 7.0);
+  CHECK(p.estimated_speedup <= 8.0);
+
+  SECTION("a longer target gives longer chunks") {
+    in.request.target_chunk_duration = 0.5;
+    CHECK(make_plan(in).chunksize > p.chunksize);
+  }
+  SECTION("few items are split so every worker gets several chunks") {
+    in.request.total_items = 400;
+    const plan small = make_plan(in);
+    CHECK(small.chunksize <= 400 / (8 * 4));
+    CHECK(mentions(small, "for balance"));
+  }
+}
+
+TEST_CASE("varying item times give smaller, decreasing chunks and unordered streaming", "[cost_model]") {
+  model_inputs steady = local_inputs(2e-3, 100000);
+  steady.request.mode = plan_mode::streaming;
+  model_inputs varied = steady;
+  set_spread(varied, 2e-3, 1.5);
+  REQUIRE(varied.work.cv > 1.0);
+  const plan a = make_plan(steady);
+  const plan b = make_plan(varied);
+  CHECK(b.chunksize < a.chunksize);
+  CHECK(b.schedule.kind == schedule_kind::guided);
+  CHECK(b.schedule.min_chunksize <= b.schedule.chunksize);
+  CHECK(a.use_ordered);
+  CHECK_FALSE(b.use_ordered);
+  CHECK(mentions(b, "vary"));
+}
+
+TEST_CASE("threads inside the function mean fewer workers and a nested-parallelism warning", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 10000);
+  in.work.cpu_per_wall = 3.9;
+  in.work.threads_inside = 4;
+  const plan p = make_plan(in);
+  CHECK(p.n_jobs == 2);
+  CHECK(mentions(p, "Nested parallelism"));
+  CHECK(mentions(p, "OMP_NUM_THREADS=1"));
+}
+
+TEST_CASE("a function that mostly waits may have more workers than cores", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 10000, 2);
+  in.work.cpu_per_wall = 0.01;
+  const plan p = make_plan(in);
+  CHECK(p.n_jobs > 2);
+  CHECK(p.n_jobs <= 16);
+  CHECK(mentions(p, "waits"));
+}
+
+TEST_CASE("results too large for the root's memory give a warning with a safe batch size", "[cost_model]") {
+  model_inputs in = local_inputs(5e-3, 100000);
+  in.work.result_bytes = 1 << 20;  // 100000 MiB of results, 16 GiB available
+  const plan p = make_plan(in);
+  CHECK(mentions(p, "process_in_batches"));
+  CHECK(mentions(p, "optimize_streaming"));
+  const std::size_t batch = safe_batch_size(in.work.result_bytes, in.cluster.nodes[0].available_memory, 0.5);
+  CHECK(batch == 8192);
+  CHECK(mentions(p, std::to_string(batch)));
+
+  SECTION("streaming the same results has no such warning") {
+    in.request.mode = plan_mode::streaming;
+    CHECK_FALSE(mentions(make_plan(in), "process_in_batches"));
+  }
+}
+
+TEST_CASE("each call's memory growth limits workers per node", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 10000);
+  in.work.memory_per_call = std::uint64_t{3} << 30U;  // 3 GiB per call, 8 GiB budget
+  const plan p = make_plan(in);
+  CHECK(p.n_jobs == 2);
+  CHECK(mentions(p, "grows memory"));
+}
+
+TEST_CASE("an endless source gets a streaming plan with a bounded buffer", "[cost_model]") {
+  model_inputs in = local_inputs(5e-3, 0);
+  in.request.total_items.reset();
+  in.request.mode = plan_mode::streaming;
+  in.work.result_bytes = 1 << 20;
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.buffer_size > 0);
+  CHECK(p.buffer_size >= static_cast<std::size_t>(p.n_jobs) * p.chunksize);
+  CHECK(static_cast<double>(p.buffer_size) * in.work.result_bytes <= 0.5 * 16.0 * (1 << 30));
+  CHECK(mentions(p, "steady-state"));
+  CHECK_FALSE(p.profile.total_items.has_value());
+
+  SECTION("huge results cut the window to fit in memory") {
+    in.work.result_bytes = 4.0 * (1 << 30);  // 4 GiB each: two fit in half of 16 GiB
+    const plan big = make_plan(in);
+    CHECK(big.buffer_size == 2);
+    CHECK(mentions(big, "window"));
+  }
+  SECTION("gathering all results of an endless source is flagged") {
+    in.request.mode = plan_mode::gather_all;
+    CHECK(mentions(make_plan(in), "never finish"));
+  }
+}
+
+TEST_CASE("high overhead makes streaming unordered", "[cost_model]") {
+  model_inputs in = local_inputs(200e-6, 200000, 2);
+  in.request.mode = plan_mode::streaming;
+  in.work.result_bytes = 2e5;  // 200 kB results: moving them costs half the item time
+  in.local.pipe_bandwidth = 2e9;
+  const plan p = make_plan(in);
+  CHECK(p.profile.overhead_fraction > 0.2);
+  CHECK_FALSE(p.use_ordered);
+  CHECK(mentions(p, "Unordered: overheads"));
+
+  SECTION("unless the caller asks for order") {
+    in.request.prefer_ordered = true;
+    CHECK(make_plan(in).use_ordered);
+  }
+}
+
+TEST_CASE("a CPU quota or a Slurm allocation caps workers through usable cores", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 10000, 64);
+  in.cluster.nodes[0].usable_cores = 2;  // what probe computes for a 2-CPU quota on 64 cores
+  in.cluster.nodes[0].cpu_quota = 2.0;
+  const plan p = make_plan(in);
+  CHECK(p.n_jobs == 2);
+  CHECK(mentions(p, "CPU quota 2.0"));
+}
+
+TEST_CASE("under MPI the root's rank dispatches and the other ranks work", "[cost_model]") {
+  SECTION("three ranks on two cores: two workers") {
+    const plan p = make_plan(mpi_inputs(2e-3, 10000, {3}));
+    CHECK(p.backend == backend_kind::mpi);
+    CHECK(p.workers_per_node == std::vector<int>{2});
+    CHECK(p.profile.spawn_cost_per_worker == 0.0);
+  }
+  SECTION("one rank: no worker, serial with advice") {
+    const plan p = make_plan(mpi_inputs(2e-3, 10000, {1}));
+    CHECK(p.serial);
+    CHECK(mentions(p, "mpirun -np N"));
+  }
+  SECTION("three nodes: every node's cores, the root's node less the root's rank") {
+    const plan p = make_plan(mpi_inputs(2e-3, 100000, {2, 2, 2}));
+    CHECK(p.workers_per_node == std::vector<int>{1, 2, 2});
+    CHECK(p.n_jobs == 5);
+    CHECK(p.profile.nodes == 3);
+    CHECK(p.profile.latency_other_node > 0.0);
+  }
+  SECTION("more ranks than cores: the extra ranks sit out") {
+    const plan p = make_plan(mpi_inputs(2e-3, 10000, {7}));
+    CHECK(p.workers_per_node == std::vector<int>{2});
+  }
+}
+
+TEST_CASE("forced workers and chunk size are obeyed and explained", "[cost_model]") {
+  model_inputs in = local_inputs(1e-6, 1000);
+  in.request.workers_per_node = 3;
+  in.request.chunksize = 7;
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);  // asked for, so no serial override; the speedup warning remains
+  CHECK(p.n_jobs == 3);
+  CHECK(p.chunksize == 7);
+  CHECK(mentions(p, "as asked"));
+  CHECK(mentions(p, "serial would do as well"));
+}
+
+TEST_CASE("the root that dispatches tiny chunks keeps a core for itself", "[cost_model]") {
+  model_inputs in = local_inputs(50e-6, 10000000, 4);
+  in.local.chunk_round_trip = 200e-6;
+  in.request.chunksize = 1;  // every item is a chunk: the root is busy
+  const plan p = make_plan(in);
+  CHECK(p.profile.root_load > 0.5);
+  CHECK(mentions(p, "bottleneck"));
+}
+
+TEST_CASE("predict follows the rounds of equal chunks exactly for constant items", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 1000, 2);
+  in.local = {};  // no overheads at all: pure arithmetic
+  in.local.measured = true;
+  in.work.serialize_seconds = 0.0;
+  in.work.item_seconds = {10e-3};
+  in.work.summarise();
+  chunk_schedule s;
+  s.chunksize = 10;
+  // 100 items in 10 chunks on 2 workers: 5 rounds of 0.1 s.
+  prediction p = predict(in, 100, 2, s);
+  CHECK(p.parallel_seconds - in.work.total_seconds == Approx(0.5));
+  // 110 items: 11 chunks, the last alone in round 6.
+  p = predict(in, 110, 2, s);
+  CHECK(p.parallel_seconds - in.work.total_seconds == Approx(0.6));
+  // 105 items: 11 chunks, the last has 5 items.
+  p = predict(in, 105, 2, s);
+  CHECK(p.parallel_seconds - in.work.total_seconds == Approx(0.55));
+  CHECK(p.serial_seconds == Approx(1.06));
+}
+
+TEST_CASE("safe batch size divides the budget by the result size", "[cost_model]") {
+  CHECK(safe_batch_size(1024.0, 1 << 20, 0.5) == 512);
+  CHECK(safe_batch_size(1e12, 1 << 20, 0.5) == 1);
+  CHECK(safe_batch_size(0.0, 1 << 20, 0.5) > 1000000);
+}

@@ -1,1 +1,317 @@
-// placeholder
+// Sampling: what running the function on the first items measures, and how it reports failures.
+#include <amorsize/detail/sample.hpp>
+#include <amorsize/error.hpp>
+#include <amorsize/optimize.hpp>
+#include <amorsize/sample.hpp>
+#include <amorsize/source.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace amorsize;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr std::uint64_t mib = 1024 * 1024;
+
+/// A source over 0, 1, ..., count - 1 that owns its items.
+source<int> numbers(int count) {
+  std::vector<int> items;
+  for (int i = 0; i < count; ++i) items.push_back(i);
+  return make_source(std::move(items));
+}
+
+}  // namespace
+
+TEST_CASE("run_sample measures a function that sleeps about 2 ms", "[sample]") {
+  auto sleep_2ms = [](const int& x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return x;
+  };
+  auto src = numbers(10);
+  const auto out = detail::run_sample(sleep_2ms, src, 6);
+  const sample_stats& s = out.stats;
+  CHECK(s.count == 6);
+  CHECK(s.failed == 0);
+  CHECK(s.item_seconds.size() == 6);
+  CHECK(s.mean_seconds >= 1.5e-3);
+  CHECK(s.mean_seconds <= 50e-3);
+  CHECK(s.min_seconds >= 1.5e-3);  // sleep_for never wakes early
+  CHECK(s.min_seconds <= s.mean_seconds);
+  CHECK(s.max_seconds >= s.mean_seconds);
+  CHECK(s.total_seconds == Approx(6 * s.mean_seconds));
+  CHECK(s.cv >= 0.0);
+  CHECK(s.cv < 0.5);               // constant work: little spread
+  CHECK(s.cpu_per_wall < 0.5);     // sleeping uses hardly any CPU
+  CHECK(s.input_bytes > 0.0);
+  CHECK(s.result_bytes > 0.0);
+  CHECK(s.serialize_seconds > 0.0);
+  // The sampled items and their results come back in order; the rest stay in the source.
+  CHECK(out.items == std::vector<int>{0, 1, 2, 3, 4, 5});
+  REQUIRE(out.results.size() == 6);
+  for (int i = 0; i < 6; ++i) CHECK(out.results[static_cast<std::size_t>(i)] == std::optional<int>(i));
+  CHECK(src.size() == std::optional<std::size_t>(4));
+  CHECK(src.next() == std::optional<int>(6));
+}
+
+TEST_CASE("run_sample sees spread when the cost grows per item", "[sample]") {
+  // Item i sleeps (i + 1) * 2 ms: 2, 4, 6, 8, 10 ms, a CV of about 0.5.
+  auto growing = [](const int& x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * (x + 1)));
+    return x;
+  };
+  auto src = numbers(5);
+  const sample_stats s = detail::run_sample(growing, src, 5).stats;
+  CHECK(s.cv > 0.2);
+  CHECK(s.max_seconds > 2.0 * s.min_seconds);
+  CHECK(s.min_seconds >= 1.5e-3);
+  CHECK(s.max_seconds >= 9e-3);
+}
+
+TEST_CASE("run_sample stops at the end of a short source", "[sample]") {
+  auto twice = [](const int& x) { return 2 * x; };
+  auto src = numbers(3);
+  const auto out = detail::run_sample(twice, src, 10);
+  CHECK(out.stats.count == 3);
+  CHECK(out.items == std::vector<int>{0, 1, 2});
+  REQUIRE(out.results.size() == 3);
+  CHECK(out.results[2] == std::optional<int>(4));
+  CHECK_FALSE(src.next().has_value());
+}
+
+// Needs two free cores: other processes may load the machine, so up to three tries.
+TEST_CASE("run_sample sees a function that computes on two threads", "[sample]") {
+  auto spin_two_threads = [](const int& x) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+    std::atomic<std::uint64_t> spins{0};
+    auto spin = [&] {
+      while (std::chrono::steady_clock::now() < until) spins.fetch_add(1, std::memory_order_relaxed);
+    };
+    std::thread helper(spin);
+    spin();
+    helper.join();
+    return x + static_cast<int>(spins.load() % 2);
+  };
+  sample_stats best;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto src = numbers(3);
+    const sample_stats s = detail::run_sample(spin_two_threads, src, 3).stats;
+    if (s.cpu_per_wall > best.cpu_per_wall) best = s;
+    if (best.cpu_per_wall > 1.3) break;
+  }
+  INFO("CPU / wall " << best.cpu_per_wall << ", threads inside " << best.threads_inside);
+  CHECK(best.cpu_per_wall > 1.3);
+  CHECK(best.cpu_per_wall < 2.5);  // two threads cannot use more than two cores
+  CHECK(best.threads_inside >= 2);
+}
+
+// A pool the function leaves running counts as threads inside it, even while they sleep.
+TEST_CASE("run_sample counts threads the function leaves alive", "[sample]") {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> pool;
+  auto start_pool = [&](const int& x) {
+    if (pool.empty()) {
+      for (int i = 0; i < 3; ++i) {
+        pool.emplace_back([&stop] {
+          while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+      }
+    }
+    return x;
+  };
+  auto src = numbers(3);
+  const sample_stats s = detail::run_sample(start_pool, src, 3).stats;
+  stop = true;
+  for (auto& t : pool) t.join();
+  CHECK(s.threads_inside >= 4);
+}
+
+TEST_CASE("run_sample measures the serialized size of large results", "[sample]") {
+  auto one_mib = [](const int& x) { return std::vector<std::uint8_t>(mib, static_cast<std::uint8_t>(x)); };
+  auto src = numbers(3);
+  const sample_stats s = detail::run_sample(one_mib, src, 2).stats;
+  CHECK(s.result_bytes >= static_cast<double>(mib));
+  CHECK(s.result_bytes < 1.1 * static_cast<double>(mib));
+  CHECK(s.input_bytes < 64.0);  // an int stays small
+}
+
+TEST_CASE("run_sample measures the memory a call touches", "[sample]") {
+  auto touch_64mib = [](const int& x) {
+    constexpr std::size_t size = 64 * mib;
+    std::vector<std::uint8_t> block(size);
+    for (std::size_t i = 0; i < size; i += 4096) block[i] = static_cast<std::uint8_t>(i / 4096 + static_cast<std::size_t>(x));
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < size; i += 4096) sum += block[i];
+    return sum;
+  };
+  auto src = numbers(2);
+  const sample_stats s = detail::run_sample(touch_64mib, src, 2).stats;
+  INFO("memory per call " << s.memory_per_call);
+  CHECK(s.memory_per_call >= 32 * mib);
+  CHECK(s.memory_per_call < 1024 * mib);
+}
+
+TEST_CASE("run_sample records an item that throws and keeps the others", "[sample]") {
+  auto throw_on_two = [](const int& x) {
+    if (x == 2) throw std::runtime_error("item two is bad");
+    return x * 10;
+  };
+  auto src = numbers(5);
+  const auto out = detail::run_sample(throw_on_two, src, 5);
+  CHECK(out.stats.count == 4);
+  CHECK(out.stats.failed == 1);
+  REQUIRE(out.stats.errors.size() == 1);
+  CHECK(out.stats.errors[0].index == 2);
+  CHECK(out.stats.errors[0].message == "item two is bad");
+  REQUIRE(out.results.size() == 5);
+  CHECK_FALSE(out.results[2].has_value());
+  CHECK(out.results[0] == std::optional<int>(0));
+  CHECK(out.results[1] == std::optional<int>(10));
+  CHECK(out.results[3] == std::optional<int>(30));
+  CHECK(out.results[4] == std::optional<int>(40));
+  CHECK(out.items == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(out.stats.item_seconds.size() == 4);
+}
+
+TEST_CASE("run_sample reports something thrown that is not a std::exception", "[sample]") {
+  auto throw_int = [](const int& x) {
+    if (x == 0) throw 7;
+    return x;
+  };
+  auto src = numbers(2);
+  const auto out = detail::run_sample(throw_int, src, 2);
+  REQUIRE(out.stats.errors.size() == 1);
+  CHECK(out.stats.errors[0].index == 0);
+  CHECK_THAT(out.stats.errors[0].message, Contains("not a std::exception"));
+}
+
+TEST_CASE("run_sample throws sample_error when every call throws", "[sample]") {
+  auto always_throw = [](const int& x) -> int { throw std::invalid_argument("no good: " + std::to_string(x)); };
+  auto src = numbers(10);
+  try {
+    (void)detail::run_sample(always_throw, src, 4);
+    FAIL("expected sample_error");
+  } catch (const sample_error& e) {
+    const std::string what = e.what();
+    CHECK(e.code() == exit_code::sample_failed);
+    CHECK_THAT(what, Contains("0..3"));
+    CHECK_THAT(what, Contains("4 of them"));
+    CHECK_THAT(what, Contains("no good: 0"));
+  }
+}
+
+TEST_CASE("run_sample throws empty_source_error on an empty source", "[sample]") {
+  auto identity = [](const int& x) { return x; };
+  source<int> empty;
+  CHECK_THROWS_AS(detail::run_sample(identity, empty, 5), empty_source_error);
+  auto ended = make_source([]() -> std::optional<int> { return std::nullopt; });
+  try {
+    (void)detail::run_sample(identity, ended, 5);
+    FAIL("expected empty_source_error");
+  } catch (const empty_source_error& e) {
+    CHECK(e.code() == exit_code::empty_source);
+  }
+}
+
+// The sampled items are put back: the data the caller runs on is the whole stream, once, in order.
+TEST_CASE("optimize over a generator hands back every item exactly once, in order", "[sample]") {
+  auto generator = [n = 0]() mutable -> std::optional<int> {
+    if (n == 20) return std::nullopt;
+    return n++;
+  };
+  auto add_one = [](const int& x) { return x + 1; };
+  auto result = optimize(add_one, generator);
+  REQUIRE(result.sampled_results.size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK(result.sampled_results[static_cast<std::size_t>(i)] == std::optional<int>(i + 1));
+  CHECK(result.profile.sample_size == 5);
+  std::vector<int> all;
+  while (auto item = result.data.next()) all.push_back(*item);
+  std::vector<int> expected(20);
+  for (int i = 0; i < 20; ++i) expected[static_cast<std::size_t>(i)] = i;
+  CHECK(all == expected);
+}
+
+TEST_CASE("optimize rejects a sample size of 0", "[sample]") {
+  auto identity = [](const int& x) { return x; };
+  const std::vector<int> values{1, 2, 3};
+  optimize_options options;
+  options.sample_size = 0;
+  CHECK_THROWS_AS(optimize(identity, values, options), input_error);
+  try {
+    validate(options);
+    FAIL("expected input_error");
+  } catch (const input_error& e) {
+    CHECK(e.code() == exit_code::bad_input);
+    CHECK_THAT(std::string(e.what()), Contains("sample size"));
+  }
+}
+
+TEST_CASE("sample_stats::summarise computes mean, sample CV, min, max and total", "[sample]") {
+  sample_stats s;
+  s.item_seconds = {1.0, 2.0, 3.0, 4.0};
+  s.summarise();
+  CHECK(s.count == 4);
+  CHECK(s.mean_seconds == Approx(2.5));
+  CHECK(s.total_seconds == Approx(10.0));
+  CHECK(s.min_seconds == Approx(1.0));
+  CHECK(s.max_seconds == Approx(4.0));
+  // Sample standard deviation (n - 1): sqrt(5 / 3) / 2.5; the population one would give 0.447.
+  CHECK(s.cv == Approx(0.516398).epsilon(1e-5));
+
+  sample_stats one;
+  one.item_seconds = {0.25};
+  one.summarise();
+  CHECK(one.count == 1);
+  CHECK(one.mean_seconds == Approx(0.25));
+  CHECK(one.cv == 0.0);
+
+  sample_stats none;
+  none.mean_seconds = 3.0;  // stale values are cleared
+  none.cv = 1.0;
+  none.summarise();
+  CHECK(none.count == 0);
+  CHECK(none.mean_seconds == 0.0);
+  CHECK(none.cv == 0.0);
+  CHECK(none.total_seconds == 0.0);
+}
+
+TEST_CASE("read_process and peak_memory_bytes read this process sensibly", "[sample]") {
+  const process_reading before = read_process();
+  CHECK(before.threads >= 1);
+  CHECK(before.resident_bytes > mib);
+  CHECK(before.cpu_seconds > 0.0);
+  CHECK(process_cpu_seconds() >= before.cpu_seconds);
+  CHECK(peak_memory_bytes() >= before.resident_bytes);
+
+  // A live thread shows in the thread count.
+  std::atomic<bool> stop{false};
+  std::thread sleeper([&stop] {
+    while (!stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  const process_reading during = read_process();
+  stop = true;
+  sleeper.join();
+  CHECK(during.threads >= before.threads + 1);
+  CHECK(during.wall_seconds >= before.wall_seconds);
+
+  // After a reset, the peak follows memory the process touches.
+  if (reset_peak_memory()) {
+    const std::uint64_t base = peak_memory_bytes();
+    std::vector<std::uint8_t> block(32 * mib, 1);
+    for (std::size_t i = 0; i < block.size(); i += 4096) block[i] = static_cast<std::uint8_t>(i);
+    CHECK(read_process().resident_bytes >= 16 * mib);
+    CHECK(peak_memory_bytes() >= base + 16 * mib);
+  } else {
+    WARN("the kernel refused to reset the peak RSS; skipped the peak check");
+  }
+}

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <list>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +65,16 @@ TEST_CASE("make_source over a moved-in vector owns it", "[source]") {
   }
   CHECK(src.size() == std::optional<std::size_t>(3));
   CHECK(drain(src) == std::vector<std::string>{"alpha", "beta", "gamma"});
+}
+
+TEST_CASE("make_source owns a moved-in view, sized or endless", "[source]") {
+  auto bounded = make_source(std::views::iota(3, 7));
+  CHECK(bounded.size() == std::optional<std::size_t>(4));
+  CHECK(drain(bounded) == std::vector<int>{3, 4, 5, 6});
+
+  auto unbounded = make_source(std::views::iota(0L));
+  CHECK_FALSE(unbounded.size().has_value());
+  CHECK(drain(unbounded, 3) == std::vector<long>{0, 1, 2});
 }
 
 TEST_CASE("make_source over an iterator pair yields the range with its size", "[source]") {

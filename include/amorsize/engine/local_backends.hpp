@@ -1,0 +1,19 @@
+#pragma once
+/// Backends without a launcher: a pool of forked worker processes and a pool of threads.
+
+#include <amorsize/engine/backend.hpp>
+
+#include <memory>
+
+namespace amorsize::engine {
+
+/// Forks `workers` processes that run `task` on the chunks they are sent (crash-isolated, like
+/// multiprocessing.Pool). A worker that dies is reported as worker_lost with the chunks it held
+/// and replaced by a fresh fork. Never call it after MPI_Init.
+std::unique_ptr<backend> make_process_backend(int workers, chunk_task task);
+
+/// Starts `workers` threads in this process that run `task`; no isolation, no fork, no copies of
+/// the process (for cheap in-process functions with large results).
+std::unique_ptr<backend> make_thread_backend(int workers, chunk_task task);
+
+}  // namespace amorsize::engine

@@ -1,15 +1,12 @@
 #include <amorsize/overheads.hpp>
 
+#include "engine/worker_process.hpp"
+
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace amorsize {
@@ -19,90 +16,40 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-/// Writes all of `size` bytes; false when the peer is gone.
-bool write_all(int fd, const void* data, std::size_t size) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-/// Reads exactly `size` bytes; false at end of stream or on error.
-bool read_all(int fd, void* data, std::size_t size) {
-  auto* p = static_cast<char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::read(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 /// The child's whole life: say it is ready, then answer each length-prefixed message with one
-/// byte until the parent hangs up. Only async-signal-safe calls: the parent may have threads.
-[[noreturn]] void echo_child(int fd) {
-  // Drop the sockets of sibling workers inherited through fork, so each worker sees its own
-  // end of stream when the parent hangs up.
-  if (fd > 3) ::close_range(3, static_cast<unsigned>(fd) - 1, 0);
-  ::close_range(static_cast<unsigned>(fd) + 1, ~0U, 0);
+/// byte until the parent hangs up; returns its exit status. Only async-signal-safe calls: the
+/// parent may have threads.
+int echo_child(int fd) {
   static std::array<char, 64 * 1024> buffer;
   const char ready = 'r';
-  if (!write_all(fd, &ready, 1)) _exit(1);
+  if (!detail::write_all(fd, &ready, 1)) return 1;
   std::uint32_t length = 0;
-  while (read_all(fd, &length, sizeof length)) {
+  while (detail::read_all(fd, &length, sizeof length)) {
     while (length > 0) {
       const std::size_t part = std::min<std::size_t>(length, buffer.size());
-      if (!read_all(fd, buffer.data(), part)) _exit(1);
+      if (!detail::read_all(fd, buffer.data(), part)) return 1;
       length -= static_cast<std::uint32_t>(part);
     }
-    if (!write_all(fd, &ready, 1)) _exit(1);
+    if (!detail::write_all(fd, &ready, 1)) return 1;
   }
-  _exit(0);
+  return 0;
 }
 
 /// A worker process started for a measurement, with a socket to talk to it.
-struct echo_worker {
-  pid_t pid = -1;
-  int fd = -1;
-};
+using echo_worker = detail::child_process;
 
 /// Forks one echo child; pid -1 when the system refuses.
-echo_worker start_worker() {
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return {};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    echo_child(fds[1]);
-  }
-  ::close(fds[1]);
-  if (pid < 0) {
-    ::close(fds[0]);
-    return {};
-  }
-  return {pid, fds[0]};
-}
+echo_worker start_worker() { return detail::start_child(echo_child); }
 
 void stop_worker(echo_worker& w) {
-  if (w.fd >= 0) ::close(w.fd);  // the child sees end of stream and exits
-  if (w.pid > 0) {
-    int status = 0;
-    while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+  detail::hang_up(w);  // the child sees end of stream and exits
+  if (w.pid > 0) detail::reap(w.pid);
   w = {};
 }
 
 bool wait_ready(const echo_worker& w) {
   char ready = 0;
-  return w.fd >= 0 && read_all(w.fd, &ready, 1);
+  return w.fd >= 0 && detail::read_all(w.fd, &ready, 1);
 }
 
 /// Seconds to start `count` worker processes, see each ready, and stop them all; negative on failure.
@@ -112,7 +59,7 @@ double pool_cycle_seconds(int count) {
   bool ok = true;
   for (auto& w : pool) ok = ((w = start_worker()).pid > 0) && ok;
   for (auto& w : pool) ok = wait_ready(w) && ok;
-  for (auto it = pool.rbegin(); it != pool.rend(); ++it) stop_worker(*it);  // newest first: it holds no sibling's socket
+  for (auto& w : pool) stop_worker(w);
   return ok ? now() - start : -1.0;
 }
 
@@ -122,8 +69,8 @@ double round_trip_seconds(const echo_worker& w, std::size_t bytes) {
   const auto length = static_cast<std::uint32_t>(std::min(bytes, payload.size()));
   char answer = 0;
   const double start = now();
-  if (!write_all(w.fd, &length, sizeof length) || !write_all(w.fd, payload.data(), length) ||
-      !read_all(w.fd, &answer, 1)) {
+  if (!detail::write_all(w.fd, &length, sizeof length) || !detail::write_all(w.fd, payload.data(), length) ||
+      !detail::read_all(w.fd, &answer, 1)) {
     return -1.0;
   }
   return now() - start;

@@ -13,6 +13,7 @@ std::string_view to_string(plan_mode mode) {
 std::string_view to_string(backend_kind kind) {
   switch (kind) {
     case backend_kind::processes: return "processes";
+    case backend_kind::threads: return "threads";
     case backend_kind::mpi: return "mpi";
     case backend_kind::serial: break;
   }
@@ -105,7 +106,10 @@ plan plan::from_json(const nlohmann::json& j) {
   plan p;
   p.mode = j.at("mode").get<std::string>() == "streaming" ? plan_mode::streaming : plan_mode::gather_all;
   const auto backend = j.at("backend").get<std::string>();
-  p.backend = backend == "mpi" ? backend_kind::mpi : backend == "processes" ? backend_kind::processes : backend_kind::serial;
+  p.backend = backend == "mpi"         ? backend_kind::mpi
+              : backend == "processes" ? backend_kind::processes
+              : backend == "threads"   ? backend_kind::threads
+                                       : backend_kind::serial;
   j.at("serial").get_to(p.serial);
   j.at("n_jobs").get_to(p.n_jobs);
   j.at("workers_per_node").get_to(p.workers_per_node);

@@ -3,6 +3,7 @@
 #include <amorsize/session.hpp>
 
 #include "session_common.hpp"
+#include "session_mpi_internal.hpp"
 
 #include <boost/mpi/detail/mpi_datatype_cache.hpp>
 #include <boost/mpi/environment.hpp>
@@ -25,29 +26,12 @@
 #include <vector>
 
 namespace amorsize {
+namespace mpi_detail {
 namespace {
 
-using steady = std::chrono::steady_clock;
-
-/// Tag of the link measurement's messages on the session's private communicator.
-constexpr int link_tag = 1;
-/// A measured round trip: its message size, unmeasured warm-ups, and how many are timed at most
-/// and at least; past `budget` a phase stops at its least count, so a busy machine ends it early.
-struct round_trip_phase {
-  int bytes;
-  int warmups;
-  int most;
-  int least;
-  std::chrono::microseconds budget;
-};
-constexpr round_trip_phase small_phase{8, 2, 20, 5, std::chrono::microseconds{2000}};
-constexpr round_trip_phase large_phase{256 * 1024, 1, 4, 1, std::chrono::microseconds{2000}};
-/// Largest piece of a broadcast, below the int counts of MPI.
-constexpr std::size_t max_piece_bytes = std::size_t{1} << 30;
-
-double seconds_since(steady::time_point start) {
-  return std::chrono::duration<double>(steady::now() - start).count();
-}
+/// The live session's communicator: session.hpp keeps the session's state private, and at most one
+/// session is alive, so communicator() finds it here.
+MPI_Comm live_comm = MPI_COMM_NULL;
 
 std::string mpi_error_text(int code) {
   std::array<char, MPI_MAX_ERROR_STRING> text{};
@@ -58,85 +42,35 @@ std::string mpi_error_text(int code) {
   return {text.data(), static_cast<std::size_t>(length)};
 }
 
-/// Throws error(mpi_failure) naming `call` when an MPI call did not succeed.
+}  // namespace
+
+MPI_Comm communicator(session& s) {
+  if (!s.mpi() || &s != session_detail::live_session.load() || live_comm == MPI_COMM_NULL) {
+    throw error(exit_code::internal, "the MPI engine was used with a session that is not the live MPI session");
+  }
+  return live_comm;
+}
+
 void check(int result, const char* call) {
   if (result != MPI_SUCCESS) {
     throw error(exit_code::mpi_failure, std::string(call) + " failed: " + mpi_error_text(result));
   }
 }
 
-bool mpi_finalized() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  return finalized != 0;
+void wait_politely(std::span<MPI_Request> requests, std::chrono::microseconds spin_for, MPI_Status* statuses) {
+  poll_politely(
+      [&] {
+        int done = 0;
+        check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, statuses), "MPI_Testall");
+        return done != 0;
+      },
+      spin_for);
 }
 
-/// Spin before a polite wait starts to sleep: collectives whose ranks are all present finish in it.
-constexpr std::chrono::microseconds brief_spin{50};
-/// Spin while a message is known to be on its way: long enough for a large one between nodes, so
-/// that neither a transfer nor a measured round trip waits for a sleep, short enough to give way
-/// when the machine is busy.
-constexpr std::chrono::microseconds transfer_spin{2000};
-
-/// Completes `requests` (writing `statuses` unless ignored) without holding a core: after
-/// `spin_for` of testing and yielding, it tests and sleeps, backing off from 50 us to 1 ms.
-///
-/// Open MPI's blocking calls busy-poll, yielding only when told the node is oversubscribed: a rank
-/// waiting that way takes a core from the root, which may be timing the user's function, and when
-/// other programs load the machine two spinning ranks can need a whole scheduler slice per message.
-void wait_politely(std::span<MPI_Request> requests, std::chrono::microseconds spin_for = brief_spin,
-                   MPI_Status* statuses = MPI_STATUSES_IGNORE) {
-  constexpr std::chrono::microseconds longest_pause{1000};
-  const steady::time_point spin_until = steady::now() + spin_for;
-  std::chrono::microseconds pause{50};
-  for (;;) {
-    int done = 0;
-    check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, statuses), "MPI_Testall");
-    if (done != 0) {
-      return;
-    }
-    if (steady::now() < spin_until) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, longest_pause);
-  }
-}
-
-void wait_politely(MPI_Request& request, std::chrono::microseconds spin_for = brief_spin,
-                   MPI_Status* status = MPI_STATUS_IGNORE) {
+void wait_politely(MPI_Request& request, std::chrono::microseconds spin_for, MPI_Status* status) {
   wait_politely(std::span<MPI_Request>(&request, 1), spin_for, status);
 }
 
-void barrier_politely(MPI_Comm comm) {
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier");
-  wait_politely(request);
-}
-
-/// Sends rank 0's `text` to every rank of `comm` and returns it.
-std::string broadcast_text(const std::string& text, MPI_Comm comm, bool is_root) {
-  std::uint64_t length = is_root ? text.size() : 0;
-  std::vector<MPI_Request> requests(1, MPI_REQUEST_NULL);
-  check(MPI_Ibcast(&length, 1, MPI_UINT64_T, 0, comm, requests.data()), "MPI_Ibcast");
-  if (!is_root) {
-    // The payload's buffer needs its size; the root sends both at once. This wait may be long.
-    wait_politely(requests);
-    requests.clear();
-  }
-  std::string result = is_root ? text : std::string(static_cast<std::size_t>(length), '\0');
-  for (std::size_t offset = 0; offset < result.size(); offset += max_piece_bytes) {
-    const auto piece = static_cast<int>(std::min(max_piece_bytes, result.size() - offset));
-    requests.push_back(MPI_REQUEST_NULL);
-    check(MPI_Ibcast(result.data() + offset, piece, MPI_CHAR, 0, comm, &requests.back()), "MPI_Ibcast");
-  }
-  // Each piece moves only while its ranks test: a sleeping rank would stall the pipeline.
-  wait_politely(requests, transfer_spin);
-  return result;
-}
-
-/// Gathers every rank's `text` on rank 0 of `comm`, in rank order (empty elsewhere).
 std::vector<std::string> gather_text(const std::string& text, MPI_Comm comm) {
   int rank = 0;
   int size = 0;
@@ -164,6 +98,63 @@ std::vector<std::string> gather_text(const std::string& text, MPI_Comm comm) {
     texts.push_back(joined.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
   }
   return texts;
+}
+
+}  // namespace mpi_detail
+
+namespace {
+
+using namespace mpi_detail;
+
+/// A measured round trip: its message size, unmeasured warm-ups, and how many are timed at most
+/// and at least; past `budget` a phase stops at its least count, so a busy machine ends it early.
+struct round_trip_phase {
+  int bytes;
+  int warmups;
+  int most;
+  int least;
+  std::chrono::microseconds budget;
+};
+constexpr round_trip_phase small_phase{8, 2, 20, 5, std::chrono::microseconds{2000}};
+constexpr round_trip_phase large_phase{256 * 1024, 1, 4, 1, std::chrono::microseconds{2000}};
+/// Largest piece of a broadcast, below the int counts of MPI.
+constexpr std::size_t max_piece_bytes = std::size_t{1} << 30;
+
+double seconds_since(steady::time_point start) {
+  return std::chrono::duration<double>(steady::now() - start).count();
+}
+
+bool mpi_finalized() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  return finalized != 0;
+}
+
+void barrier_politely(MPI_Comm comm) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier");
+  wait_politely(request);
+}
+
+/// Sends rank 0's `text` to every rank of `comm` and returns it.
+std::string broadcast_text(const std::string& text, MPI_Comm comm, bool is_root) {
+  std::uint64_t length = is_root ? text.size() : 0;
+  std::vector<MPI_Request> requests(1, MPI_REQUEST_NULL);
+  check(MPI_Ibcast(&length, 1, MPI_UINT64_T, 0, comm, requests.data()), "MPI_Ibcast");
+  if (!is_root) {
+    // The payload's buffer needs its size; the root sends both at once. This wait may be long.
+    wait_politely(requests);
+    requests.clear();
+  }
+  std::string result = is_root ? text : std::string(static_cast<std::size_t>(length), '\0');
+  for (std::size_t offset = 0; offset < result.size(); offset += max_piece_bytes) {
+    const auto piece = static_cast<int>(std::min(max_piece_bytes, result.size() - offset));
+    requests.push_back(MPI_REQUEST_NULL);
+    check(MPI_Ibcast(result.data() + offset, piece, MPI_CHAR, 0, comm, &requests.back()), "MPI_Ibcast");
+  }
+  // Each piece moves only while its ranks test: a sleeping rank would stall the pipeline.
+  wait_politely(requests, transfer_spin);
+  return result;
 }
 
 /// A communicator this file created, freed when it goes out of scope.
@@ -313,14 +304,14 @@ link_partners find_partners(const cluster_layout& layout) {
 /// Sends the first `bytes` bytes of `buffer` to `peer`, waiting as wait_politely does.
 void send_to(MPI_Comm comm, int peer, std::vector<char>& buffer, int bytes, std::chrono::microseconds spin_for) {
   MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Isend(buffer.data(), bytes, MPI_BYTE, peer, link_tag, comm, &request), "MPI_Isend");
+  check(MPI_Isend(buffer.data(), bytes, MPI_BYTE, peer, tag::link, comm, &request), "MPI_Isend");
   wait_politely(request, spin_for);
 }
 
 /// Receives a message from `peer` into `buffer` and returns its size in bytes.
 int receive_from(MPI_Comm comm, int peer, std::vector<char>& buffer, std::chrono::microseconds spin_for) {
   MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_BYTE, peer, link_tag, comm, &request),
+  check(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_BYTE, peer, tag::link, comm, &request),
         "MPI_Irecv");
   MPI_Status status;
   wait_politely(request, spin_for, &status);
@@ -450,6 +441,7 @@ struct session::impl {
     MPI_Request request = MPI_REQUEST_NULL;
     check(MPI_Comm_idup(MPI_COMM_WORLD, comm_.out(), &request), "MPI_Comm_idup");
     wait_politely(request);
+    live_comm = comm_.get();
   }
 };
 
@@ -464,6 +456,7 @@ session::session() : impl_(std::make_unique<impl>()) {
 }
 
 session::~session() {
+  live_comm = MPI_COMM_NULL;
   impl_.reset();
   session_detail::release(*this);
 }

@@ -14,6 +14,7 @@ enum class exit_code : int {
   empty_source = 4,    ///< The source had no items to sample.
   sample_failed = 5,   ///< The function threw on every sampled item.
   mpi_failure = 6,     ///< The MPI environment could not be used (launcher present but init failed, ...).
+  items_failed = 7,    ///< The run finished but some items failed; each has an error record.
   internal = 70,       ///< A bug in amorsize: please report it with the command line.
 };
 

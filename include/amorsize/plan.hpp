@@ -23,12 +23,13 @@ enum class plan_mode {
 enum class backend_kind {
   serial,     ///< In the calling thread: parallelism would not pay.
   processes,  ///< A local pool of forked worker processes (no launcher).
+  threads,    ///< A local pool of threads (no launcher): no fork, no copies of results between processes.
   mpi,        ///< Worker ranks under mpirun/srun.
 };
 
 /// Returns "gather_all" or "streaming".
 std::string_view to_string(plan_mode mode);
-/// Returns "serial", "processes" or "mpi".
+/// Returns "serial", "processes", "threads" or "mpi".
 std::string_view to_string(backend_kind kind);
 
 /// Every measurement and model figure behind a plan (the seed's `profile`).

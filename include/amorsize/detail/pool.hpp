@@ -1,0 +1,417 @@
+#pragma once
+// The pool's template bodies: wire format, worker task, chunk codec and the streams (see pool.hpp).
+
+#include <amorsize/engine/local_backends.hpp>
+#include <amorsize/engine/mpi_backend.hpp>
+#include <amorsize/session.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <string>
+#include <typeinfo>
+#include <utility>
+
+namespace amorsize::detail {
+
+/// Seconds on the monotonic clock.
+inline double monotonic_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// A run's input: the source and the results already known for its first items (from sampling).
+template <class T, class R>
+struct run_input {
+  source<T> data;                               ///< Every item; the first `known.size()` are skipped.
+  std::vector<std::optional<R>> known;          ///< Results of the first items (nullopt where they failed).
+  std::vector<item_error> known_errors;         ///< Why those failed.
+};
+
+/// True for the result of optimize / optimize_streaming: its data and its sampled results.
+template <class Data>
+concept planned_result = requires(std::remove_cvref_t<Data>& d) {
+  d.data;
+  d.sampled_results;
+};
+
+/// Item type of anything a pool call accepts: an optimization result or data for make_source.
+template <class Data>
+struct pool_item {
+  using type = typename decltype(make_source(std::declval<Data>()))::value_type;
+};
+template <planned_result Data>
+struct pool_item<Data> {
+  using type = typename decltype(std::declval<std::remove_cvref_t<Data>&>().data)::value_type;
+};
+template <class Data>
+using pool_item_t = typename pool_item<Data>::type;
+
+/// Makes the run input from a plan's result: its replayed data and its sampled results.
+template <class R, planned_result Data>
+auto make_run_input(const Data& result) {
+  using sampled = typename decltype(result.sampled_results)::value_type::value_type;
+  static_assert(std::is_same_v<R, sampled>, "the function's result type differs from the one the plan sampled");
+  return run_input<pool_item_t<Data>, R>{result.data, result.sampled_results, result.sample_errors};
+}
+
+/// Makes the run input from plain data: nothing known.
+template <class R, class Data>
+  requires(!planned_result<Data>)
+auto make_run_input(Data&& data) {
+  auto src = make_source(std::forward<Data>(data));
+  return run_input<typename decltype(src)::value_type, R>{std::move(src), {}, {}};
+}
+
+/// Runs `fn` on `item`, turning an exception into the item's error record.
+template <class R, class Fn, class T>
+item_result<R> run_one(Fn& fn, const T& item, std::size_t index) {
+  try {
+    return item_result<R>::success(index, std::invoke(fn, item));
+  } catch (...) {
+    return item_result<R>::failure(index, current_exception_message());
+  }
+}
+
+/// The worker side of a chunk: items in, one record per item out; it shares the function it runs.
+template <class T, class R, class Fn>
+engine::chunk_task make_task(std::shared_ptr<Fn> fn) {
+  return [fn](const std::string& payload, double& compute_seconds) {
+    const auto items = from_bytes<std::vector<T>>(payload);
+    std::vector<item_result<R>> records;
+    records.reserve(items.size());
+    const double start = monotonic_seconds();
+    for (const T& item : items) records.push_back(run_one<R>(*fn, item, 0));
+    compute_seconds = monotonic_seconds() - start;
+    return to_bytes(records);
+  };
+}
+
+/// The root side of a chunk: pull and serialize items, split a chunk, fail a chunk.
+template <class T, class R>
+engine::chunk_codec make_codec(source<T>& src) {
+  engine::chunk_codec codec;
+  codec.make = [&src](std::size_t max_items) {
+    std::vector<T> items;
+    while (items.size() < max_items) {
+      std::optional<T> item = src.next();
+      if (!item) break;
+      items.push_back(std::move(*item));
+    }
+    const std::size_t count = items.size();
+    return std::make_pair(to_bytes(items), count);
+  };
+  codec.split = [](const std::string& payload) {
+    std::vector<std::string> pieces;
+    for (T& item : from_bytes<std::vector<T>>(payload)) pieces.push_back(to_bytes(std::vector<T>{std::move(item)}));
+    return pieces;
+  };
+  codec.fail = [](std::size_t count, const std::string& reason) {
+    return to_bytes(std::vector<item_result<R>>(count, item_result<R>::failure(0, reason)));
+  };
+  return codec;
+}
+
+/// What every stream shares: known results first, the error policy, the counters.
+template <class T, class R>
+class stream_base : public stream_state<R> {
+ public:
+  stream_base(run_input<T, R> input, const pool_options& options)
+      : input_(std::move(input)), options_(options), start_(monotonic_seconds()) {
+    total_ = input_.data.size();
+    // The source replays the sampled items first: skip them, their results are known.
+    for (std::size_t i = 0; i < input_.known.size(); ++i) input_.data.next();
+    if (total_) *total_ -= std::min(*total_, input_.known.size());
+  }
+
+  std::optional<item_result<R>> next() final {
+    std::optional<item_result<R>> record = next_record();
+    if (record) {
+      ++stats_.items;
+      if (!record->ok()) {
+        ++stats_.errors;
+        if (options_.on_error == error_policy::stop && !stopping_) {
+          stopping_ = true;
+          stop_index_ = record->index();
+          on_stop();
+        }
+      }
+    }
+    stats_.wall_seconds = monotonic_seconds() - start_;
+    return record;
+  }
+
+  run_stats stats() const override { return stats_; }
+
+ protected:
+  /// Returns the next record of the run proper (known results are handled here).
+  virtual std::optional<item_result<R>> next_computed() = 0;
+  /// Called once when the stop policy sees the first error: stop starting new items.
+  virtual void on_stop() {}
+  /// Index one past the last item the run took from the source.
+  virtual std::size_t taken() const = 0;
+
+  run_input<T, R> input_;
+  pool_options options_;
+  run_stats stats_;
+  std::optional<std::size_t> total_;  // items after the known ones (nullopt: unknown or endless)
+  bool stopping_ = false;
+
+ private:
+  std::optional<item_result<R>> next_record() {
+    if (known_next_ < input_.known.size()) {
+      const std::size_t i = known_next_++;
+      if (input_.known[i]) return item_result<R>::success(i, *input_.known[i]);
+      std::string message = "failed while sampled";
+      for (const auto& e : input_.known_errors) {
+        if (e.index == i) message = e.message;
+      }
+      return item_result<R>::failure(i, message);
+    }
+    if (auto record = next_computed()) return record;
+    // After a stop, the items never started still get a record each, when their number is known.
+    const std::size_t first = input_.known.size();
+    if (stopping_ && total_ && taken() + not_run_ < first + *total_) {
+      const std::size_t index = taken() + not_run_++;
+      return item_result<R>::failure(index, "not run: stopped after item " + std::to_string(stop_index_) + " failed");
+    }
+    return std::nullopt;
+  }
+
+  double start_;
+  std::size_t known_next_ = 0;
+  std::size_t not_run_ = 0;
+  std::size_t stop_index_ = 0;
+};
+
+/// Runs every item in the calling thread.
+template <class T, class R, class Fn>
+class serial_stream final : public stream_base<T, R> {
+ public:
+  serial_stream(Fn fn, run_input<T, R> input, const pool_options& options)
+      : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->input_.known.size()) {
+    this->stats_.backend = backend_kind::serial;
+    this->stats_.workers = 1;
+  }
+
+ private:
+  std::optional<item_result<R>> next_computed() override {
+    if (this->stopping_) return std::nullopt;
+    std::optional<T> item = this->input_.data.next();
+    if (!item) return std::nullopt;
+    const double start = monotonic_seconds();
+    item_result<R> record = run_one<R>(fn_, *item, index_++);
+    this->stats_.compute_seconds += monotonic_seconds() - start;
+    return record;
+  }
+  std::size_t taken() const override { return index_; }
+
+  Fn fn_;
+  std::size_t index_;
+};
+
+/// Runs chunks on a backend through the dispatcher and unpacks their records.
+template <class T, class R>
+class engine_stream final : public stream_base<T, R> {
+ public:
+  engine_stream(run_input<T, R> input, const pool_options& options, backend_kind kind,
+                std::unique_ptr<engine::backend> workers, engine::dispatch_options dispatch)
+      : stream_base<T, R>(std::move(input), options), workers_(std::move(workers)) {
+    dispatch.first_index = this->input_.known.size();
+    dispatch.total_items = this->total_;
+    dispatcher_.emplace(*workers_, make_codec<T, R>(this->input_.data), std::move(dispatch));
+    this->stats_.backend = kind;
+    this->stats_.workers = workers_->workers();
+  }
+  ~engine_stream() override { workers_->stop(); }
+  engine_stream(const engine_stream&) = delete;
+  engine_stream& operator=(const engine_stream&) = delete;
+
+ private:
+  std::optional<item_result<R>> next_computed() override {
+    while (pending_.empty()) {
+      std::optional<engine::finished_chunk> done = dispatcher_->next();
+      if (!done) {
+        workers_->stop();
+        return std::nullopt;
+      }
+      auto records = from_bytes<std::vector<item_result<R>>>(done->payload);
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        records[i].set_index(done->first_index + i);
+        pending_.push_back(std::move(records[i]));
+      }
+      const engine::dispatch_stats& s = dispatcher_->stats();
+      this->stats_.chunks = s.chunks;
+      this->stats_.lost_workers = s.lost_workers;
+      this->stats_.peak_outstanding = s.peak_outstanding;
+      this->stats_.compute_seconds = s.compute_seconds;
+      this->stats_.root_cpu_seconds = s.root_cpu_seconds;
+    }
+    item_result<R> record = std::move(pending_.front());
+    pending_.pop_front();
+    return record;
+  }
+  void on_stop() override { dispatcher_->stop_dispatching(); }
+  std::size_t taken() const override { return dispatcher_->next_index(); }
+
+  std::unique_ptr<engine::backend> workers_;
+  std::optional<engine::dispatcher> dispatcher_;
+  std::deque<item_result<R>> pending_;
+};
+
+/// Names a pool call for agree_on_call: the same call on every rank has the same name.
+template <class Fn, class T>
+std::string call_name(const char* method, std::size_t call_number) {
+  return std::string(method) + " #" + std::to_string(call_number) + " of " + typeid(Fn).name() + " on " +
+         typeid(T).name();
+}
+
+/// Counts the pool calls of this process, so ranks that skip or add one are caught.
+inline std::size_t next_call_number() {
+  static std::size_t calls = 0;
+  return ++calls;
+}
+
+}  // namespace amorsize::detail
+
+namespace amorsize {
+
+inline pool::pool(const plan& p) {
+  options_.backend = p.backend;
+  options_.workers_per_node = p.workers_per_node;
+  options_.schedule = p.schedule;
+  options_.use_ordered = p.use_ordered;
+  options_.buffer_size = p.mode == plan_mode::streaming ? p.buffer_size : 0;
+}
+
+inline pool::pool(int workers) {
+  options_.workers_per_node = {workers};
+  options_.schedule.chunksize = 1;  // grows from measured chunk times
+}
+
+template <class Fn, class Data>
+auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size) {
+  using T = detail::pool_item_t<Data>;
+  using F = std::decay_t<Fn>;
+  using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
+  using stream = result_stream<R>;
+
+  session& s = session::current();
+  backend_kind kind = options_.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
+  if (s.mpi() && kind != backend_kind::serial) kind = backend_kind::mpi;
+  if (!s.mpi() && kind == backend_kind::mpi) kind = backend_kind::processes;
+  if (s.mpi()) engine::agree_on_call(s, detail::call_name<F, T>(ordered ? "imap" : "imap_unordered", detail::next_call_number()));
+
+  engine::dispatch_options dispatch;
+  dispatch.schedule = options_.schedule;
+  if (chunksize > 0) {
+    dispatch.schedule = chunk_schedule{schedule_kind::fixed, chunksize, chunksize};
+    dispatch.adaptive = false;  // the caller chose it
+  } else {
+    dispatch.adaptive = options_.adaptive;
+  }
+  dispatch.ordered = ordered;
+  dispatch.buffer_size = buffer_size > 0 ? buffer_size : options_.buffer_size;
+  dispatch.target_chunk_duration = options_.target_chunk_duration;
+
+  auto make_serial = [&]() {
+    return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, detail::make_run_input<R>(std::forward<Data>(data)),
+                                                                     options_));
+  };
+  if (kind == backend_kind::serial) return make_serial();
+
+  // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
+  const engine::chunk_task task = detail::make_task<T, R>(std::make_shared<F>(fn));
+  std::unique_ptr<engine::backend> workers;
+  if (kind == backend_kind::mpi) {
+    const cluster_layout& layout = s.layout();
+    const std::vector<int> ranks = engine::pick_worker_ranks(layout, workers_per_node(layout));
+    if (!s.is_root()) {
+      engine::serve_chunks(s, task);
+      return stream(nullptr);
+    }
+    if (options_.verbose && options_.log) {
+      *options_.log << "amorsize: " << ranks.size() << " worker ranks of " << s.size() << "; "
+                    << (s.size() - 1 - static_cast<int>(ranks.size())) << " sit out (the plan needs no more)\n";
+    }
+    workers = engine::make_mpi_backend(s, ranks);
+    if (ranks.empty()) {
+      workers->stop();  // the other ranks are serving: release them, then run here
+      return make_serial();
+    }
+  } else {
+    int count = 0;
+    for (int w : options_.workers_per_node) count += w;
+    count = std::max(1, count);
+    workers = kind == backend_kind::threads ? engine::make_thread_backend(count, task)
+                                            : engine::make_process_backend(count, task);
+    if (options_.verbose && options_.log) {
+      *options_.log << "amorsize: " << count << " worker " << to_string(kind) << '\n';
+    }
+  }
+  return stream(std::make_unique<detail::engine_stream<T, R>>(detail::make_run_input<R>(std::forward<Data>(data)), options_,
+                                                              kind, std::move(workers), dispatch));
+}
+
+inline std::vector<int> pool::workers_per_node(const cluster_layout& layout) const {
+  // A plan for this cluster gives one count per node; a single count applies to every node;
+  // none means every rank but the root. The root's rank never works.
+  const std::vector<int>& asked = options_.workers_per_node;
+  std::vector<int> per_node(layout.nodes.size());
+  for (std::size_t n = 0; n < per_node.size(); ++n) {
+    const int ranks = layout.ranks_per_node[n] - (n == 0 ? 1 : 0);
+    const int want = asked.size() == per_node.size() ? asked[n] : asked.size() == 1 ? asked[0] : ranks;
+    per_node[n] = std::clamp(want, 0, ranks);
+  }
+  return per_node;
+}
+
+template <class Fn, class Data>
+auto pool::imap(Fn&& fn, Data&& data, std::size_t chunksize) {
+  return start(fn, std::forward<Data>(data), chunksize, true, 0);
+}
+
+template <class Fn, class Data>
+auto pool::imap_unordered(Fn&& fn, Data&& data, std::size_t chunksize) {
+  return start(fn, std::forward<Data>(data), chunksize, false, 0);
+}
+
+template <class Fn, class Data>
+auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
+  auto records = start(fn, std::forward<Data>(data), chunksize, true, 0);
+  using record = typename decltype(records)::iterator::value_type;
+  std::vector<record> all;
+  while (auto r = records.next()) all.push_back(std::move(*r));
+  last_run_ = records.stats();
+  return all;
+}
+
+template <class Fn, class Data, class OnBatch>
+void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::size_t batch_size) {
+  using T = detail::pool_item_t<Data>;
+  if (batch_size == 0) {
+    if constexpr (detail::planned_result<Data>) {
+      batch_size = safe_batch_size(data.profile.result_bytes, probe_node().available_memory);
+    } else {
+      // Sampling happens on the root; the other ranks only serve, whatever their batch size.
+      source<T> src = make_source(std::forward<Data>(data));
+      batch_size = session::current().is_root() ? estimate_safe_batch_size(fn, src) : 1;
+      process_in_batches(fn, std::move(src), std::forward<OnBatch>(on_batch), batch_size);
+      return;
+    }
+  }
+  auto records = start(fn, std::forward<Data>(data), 0, true, batch_size);
+  using record = typename decltype(records)::iterator::value_type;
+  std::vector<record> batch;
+  batch.reserve(batch_size);
+  while (auto r = records.next()) {
+    batch.push_back(std::move(*r));
+    if (batch.size() == batch_size) {
+      on_batch(std::move(batch));
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) on_batch(std::move(batch));
+  last_run_ = records.stats();
+}
+
+}  // namespace amorsize

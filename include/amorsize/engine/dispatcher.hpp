@@ -1,0 +1,114 @@
+#pragma once
+/// The root's loop: cut the source into chunks, keep every worker fed, gather results in order or
+/// as they complete, all within a bounded window of items.
+
+#include <amorsize/engine/backend.hpp>
+#include <amorsize/schedule.hpp>
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace amorsize::engine {
+
+/// What the typed layer does with serialized items, so the dispatcher stays byte-level.
+struct chunk_codec {
+  /// Pulls at most `max_items` items from the source and serializes them; count 0 means the source is exhausted.
+  std::function<std::pair<std::string, std::size_t>(std::size_t max_items)> make;
+  /// Splits a chunk's payload into one payload per item (to find the item that kills workers).
+  std::function<std::vector<std::string>(const std::string& payload)> split;
+  /// Makes a result payload in which each of `count` items failed with `reason`.
+  std::function<std::string(std::size_t count, const std::string& reason)> fail;
+};
+
+/// How the dispatcher runs; the plan gives every value.
+struct dispatch_options {
+  chunk_schedule schedule;                  ///< Chunk sizes.
+  std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: 4 chunks per worker).
+  bool ordered = true;                      ///< Hand chunks over in source order.
+  std::optional<std::size_t> total_items;   ///< Items the source holds from `first_index` on (nullopt: unknown or endless).
+  std::size_t first_index = 0;              ///< Source position of the first item (items before it were handled elsewhere).
+  double target_chunk_duration = 0.2;       ///< Seconds a chunk should take; the size adapts to measured chunk times.
+  bool adaptive = true;                     ///< Adapt chunk sizes from measured chunk times.
+  int chunks_per_worker = 2;                ///< Chunks a worker holds: one running, the rest prefetched.
+};
+
+/// A chunk whose results are ready for the consumer.
+struct finished_chunk {
+  std::size_t first_index = 0;   ///< Source position of its first item.
+  std::size_t count = 0;         ///< Items in it.
+  std::string payload;           ///< Per-item records, serialized by the typed layer (or by codec.fail).
+  double compute_seconds = 0.0;  ///< Seconds the worker spent on it.
+  int worker = -1;               ///< The worker that ran it (-1 when it failed with its worker).
+};
+
+/// Counters of a run, for reports and tests.
+struct dispatch_stats {
+  std::size_t chunks = 0;              ///< Chunks sent (retries included).
+  std::size_t items = 0;               ///< Items handed over.
+  std::size_t retried_chunks = 0;      ///< Chunks re-run item by item after their worker died.
+  std::size_t lost_workers = 0;        ///< Worker deaths seen.
+  std::size_t peak_outstanding = 0;    ///< Most items dispatched but not yet handed over at once.
+  std::size_t smallest_chunk = 0;      ///< Smallest chunk sent.
+  std::size_t largest_chunk = 0;       ///< Largest chunk sent.
+  double compute_seconds = 0.0;        ///< Sum of the workers' compute time.
+  double root_cpu_seconds = 0.0;       ///< CPU time the root's thread spent in the dispatcher.
+};
+
+/// Feeds a backend from a source and hands finished chunks to the consumer, one at a time.
+class dispatcher {
+ public:
+  /// Prepares a run of `codec`'s source on `workers`; nothing is sent before the first next().
+  dispatcher(backend& workers, chunk_codec codec, dispatch_options options);
+
+  /// Returns the next finished chunk (in source order when ordered), or nullopt once every item is handed over.
+  std::optional<finished_chunk> next();
+
+  /// Sends no further chunk; chunks in flight still finish and are handed over.
+  void stop_dispatching() noexcept { draining_ = true; }
+
+  /// Returns the counters so far.
+  [[nodiscard]] const dispatch_stats& stats() const noexcept { return stats_; }
+
+  /// Returns the index one past the last item taken from the source.
+  [[nodiscard]] std::size_t next_index() const noexcept { return next_index_; }
+
+ private:
+  struct in_flight {
+    chunk sent;
+    int worker = -1;
+    bool single = false;  // a piece of a chunk split after its worker died
+  };
+
+  void fill_workers();
+  bool dispatch_one(int worker);
+  void send(int worker, chunk c, bool single);
+  void handle(event e);
+  void adapt(const chunk_result& r, std::size_t count);
+  std::size_t next_chunk_size() const;
+  [[nodiscard]] bool window_allows(std::size_t size) const;
+  [[nodiscard]] int alive_workers() const;
+  std::optional<finished_chunk> pop_ready();
+
+  backend& workers_;
+  chunk_codec codec_;
+  dispatch_options options_;
+  std::vector<int> held_;                          // chunks each worker holds
+  std::map<std::uint64_t, in_flight> flight_;      // by chunk id
+  std::deque<in_flight> retry_;                    // chunks to run again: pieces of a split chunk, or never started
+  std::map<std::size_t, finished_chunk> ready_;    // finished, by first index (reorder buffer)
+  std::size_t next_index_ = 0;                     // next source position to take
+  std::size_t next_to_hand_ = 0;                   // next source position the consumer gets (ordered)
+  std::size_t outstanding_ = 0;                    // items taken from the source, not yet handed over
+  std::uint64_t next_id_ = 0;
+  double per_item_seconds_ = 0.0;                  // measured compute time per item (moving average)
+  bool source_done_ = false;
+  bool draining_ = false;
+  dispatch_stats stats_;
+};
+
+}  // namespace amorsize::engine

@@ -1,0 +1,167 @@
+#pragma once
+/// The engine's public face: a pool with map, imap, imap_unordered and process_in_batches that runs
+/// on worker ranks under mpirun/srun and on local processes or threads without a launcher.
+
+#include <amorsize/engine/dispatcher.hpp>
+#include <amorsize/item_result.hpp>
+#include <amorsize/optimize.hpp>
+#include <amorsize/plan.hpp>
+#include <amorsize/source.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace amorsize {
+
+/// What happens after an item fails.
+enum class error_policy {
+  keep_going,  ///< Record the error and run every other item (default).
+  stop,        ///< Run nothing new after the first error; items not run get a "not run" error record.
+};
+
+/// How a pool runs; unset values come from the plan the pool was made with.
+struct pool_options {
+  std::optional<backend_kind> backend;      ///< serial, processes, threads or mpi (under a launcher: mpi).
+  std::vector<int> workers_per_node;        ///< Workers on each node (locally: one entry).
+  chunk_schedule schedule;                  ///< Chunk sizes.
+  bool use_ordered = true;                  ///< Default order of imap-style calls that do not say.
+  std::size_t buffer_size = 0;              ///< Items dispatched but not handed over, at most (0: decide).
+  double target_chunk_duration = 0.2;       ///< Chunk duration the adaptive chunk size aims at.
+  bool adaptive = true;                     ///< Adapt chunk sizes from measured chunk times.
+  error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
+  bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
+  std::ostream* log = &std::cerr;           ///< Where verbose output goes.
+};
+
+/// What the last call of a pool did, for reports.
+struct run_stats {
+  backend_kind backend = backend_kind::serial; ///< Where it ran.
+  int workers = 0;                          ///< Workers that ran chunks.
+  std::size_t items = 0;                    ///< Records handed over (sampled results included).
+  std::size_t errors = 0;                   ///< Records that are errors.
+  std::size_t chunks = 0;                   ///< Chunks sent (retries included).
+  std::size_t lost_workers = 0;             ///< Worker processes that died.
+  std::size_t peak_outstanding = 0;         ///< Most items in flight or waiting at once.
+  double compute_seconds = 0.0;             ///< Time spent in the function, summed over items.
+  double root_cpu_seconds = 0.0;            ///< CPU time the root spent dispatching and gathering.
+  double wall_seconds = 0.0;                ///< From the call to the last record.
+};
+
+namespace detail {
+
+/// One pull-based run; the typed implementations live in detail/pool.hpp.
+template <class R>
+class stream_state {
+ public:
+  virtual ~stream_state() = default;
+  /// Returns the next record, or nullopt at the end.
+  virtual std::optional<item_result<R>> next() = 0;
+  /// Returns the counters so far.
+  virtual run_stats stats() const = 0;
+};
+
+}  // namespace detail
+
+/// The records of one imap/imap_unordered call, pulled as the caller iterates (an input range).
+///
+/// Leaving the loop early is fine: destroying the stream stops the workers. Under MPI only the
+/// root's stream holds records; the other ranks' calls return an empty stream after serving.
+template <class R>
+class result_stream {
+ public:
+  /// Iterates the records; each dereference is the current record.
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = item_result<R>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const item_result<R>*;
+    using reference = const item_result<R>&;
+
+    iterator() = default;
+    explicit iterator(result_stream* owner) : owner_(owner) { advance(); }
+    reference operator*() const { return *owner_->current_; }
+    pointer operator->() const { return &*owner_->current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.owner_ == b.owner_; }
+
+   private:
+    void advance() {
+      if (owner_ && !(owner_->current_ = owner_->next())) owner_ = nullptr;
+    }
+    result_stream* owner_ = nullptr;
+  };
+
+  /// Wraps a run (null: an empty stream).
+  explicit result_stream(std::unique_ptr<detail::stream_state<R>> state) : state_(std::move(state)) {}
+
+  /// Starts iterating; call once.
+  iterator begin() { return iterator(this); }
+  /// The end of the records.
+  iterator end() { return iterator(); }
+  /// Returns the next record, or nullopt at the end.
+  std::optional<item_result<R>> next() { return state_ ? state_->next() : std::nullopt; }
+  /// Returns the counters so far.
+  [[nodiscard]] run_stats stats() const { return state_ ? state_->stats() : run_stats{}; }
+
+ private:
+  std::unique_ptr<detail::stream_state<R>> state_;
+  std::optional<item_result<R>> current_;
+};
+
+/// Runs a function over items on workers: MPI ranks under a launcher, else local processes or threads.
+///
+/// Under MPI every rank makes the same pool calls in the same order with the same function;
+/// only the root's data is read and only the root gets records (see README, "Under MPI").
+class pool {
+ public:
+  /// A pool that follows `p`: its backend, workers per node, schedule, order and window.
+  explicit pool(const plan& p);
+  /// A pool with `workers` local workers (or worker ranks per node under MPI) and automatic chunks.
+  explicit pool(int workers);
+  /// A pool configured field by field.
+  explicit pool(pool_options options) : options_(std::move(options)) {}
+
+  /// Runs `fn` on every item and returns every record, in input order (memory: all of them).
+  template <class Fn, class Data>
+  auto map(Fn&& fn, Data&& data, std::size_t chunksize = 0);
+
+  /// Runs `fn` on every item; records come in input order as the caller iterates.
+  template <class Fn, class Data>
+  auto imap(Fn&& fn, Data&& data, std::size_t chunksize = 0);
+
+  /// Runs `fn` on every item; records come as they complete.
+  template <class Fn, class Data>
+  auto imap_unordered(Fn&& fn, Data&& data, std::size_t chunksize = 0);
+
+  /// Runs `fn` batch after batch of `batch_size` items (0: estimate_safe_batch_size), calling
+  /// `on_batch(std::vector<item_result<R>>&&)` with each batch in input order; memory: one batch.
+  template <class Fn, class Data, class OnBatch>
+  void process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::size_t batch_size = 0);
+
+  /// Returns the options the pool runs with.
+  [[nodiscard]] const pool_options& options() const noexcept { return options_; }
+  /// Returns the counters of the last map or process_in_batches call.
+  [[nodiscard]] const run_stats& last_run() const noexcept { return last_run_; }
+
+ private:
+  template <class Fn, class Data>
+  auto start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size);
+  std::vector<int> workers_per_node(const cluster_layout& layout) const;
+
+  pool_options options_;
+  run_stats last_run_;
+};
+
+}  // namespace amorsize
+
+#include <amorsize/detail/pool.hpp>

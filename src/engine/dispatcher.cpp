@@ -1,0 +1,223 @@
+#include <amorsize/engine/dispatcher.hpp>
+#include <amorsize/error.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+namespace amorsize::engine {
+namespace {
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// Adds the CPU time of the enclosing scope to a counter, however the scope is left.
+class cpu_meter {
+ public:
+  explicit cpu_meter(double& total) : total_(total), start_(thread_cpu_seconds()) {}
+  ~cpu_meter() { total_ += thread_cpu_seconds() - start_; }
+  cpu_meter(const cpu_meter&) = delete;
+  cpu_meter& operator=(const cpu_meter&) = delete;
+
+ private:
+  double& total_;
+  double start_;
+};
+
+/// How long one wait for an event may last before the loop looks again.
+constexpr double wait_slice_seconds = 0.05;
+
+}  // namespace
+
+dispatcher::dispatcher(backend& workers, chunk_codec codec, dispatch_options options)
+    : workers_(workers),
+      codec_(std::move(codec)),
+      options_(std::move(options)),
+      held_(static_cast<std::size_t>(std::max(0, workers.workers())), 0),
+      next_index_(options_.first_index),
+      next_to_hand_(options_.first_index) {
+  if (workers_.workers() < 1) throw error(exit_code::internal, "the dispatcher needs at least one worker");
+  options_.schedule.chunksize = std::max<std::size_t>(1, options_.schedule.chunksize);
+  options_.chunks_per_worker = std::max(1, options_.chunks_per_worker);
+  if (options_.buffer_size == 0) {
+    options_.buffer_size = 2 * held_.size() * static_cast<std::size_t>(options_.chunks_per_worker) * options_.schedule.chunksize;
+  }
+}
+
+std::optional<finished_chunk> dispatcher::next() {
+  cpu_meter meter(stats_.root_cpu_seconds);
+  for (;;) {
+    if (auto ready = pop_ready()) return ready;
+    fill_workers();
+    if (flight_.empty()) {
+      if (auto ready = pop_ready()) return ready;
+      if (alive_workers() == 0 && (!retry_.empty() || !source_done_)) {
+        // No worker is left: report what is left item by item rather than lose it.
+        for (const in_flight& r : retry_) {
+          const chunk& c = r.sent;
+          ready_.emplace(c.first_index, finished_chunk{c.first_index, c.count, codec_.fail(c.count, "no worker left to run it"), 0.0, -1});
+        }
+        retry_.clear();
+        while (!draining_ && options_.total_items && !source_done_) {
+          auto [payload, count] = codec_.make(options_.schedule.chunksize);
+          if (count == 0) break;
+          ready_.emplace(next_index_, finished_chunk{next_index_, count, codec_.fail(count, "no worker left to run it"), 0.0, -1});
+          next_index_ += count;
+          outstanding_ += count;
+        }
+        source_done_ = true;
+        continue;
+      }
+      if (retry_.empty() && (source_done_ || draining_)) return std::nullopt;
+    }
+    if (auto e = workers_.wait(wait_slice_seconds)) handle(std::move(*e));
+  }
+}
+
+void dispatcher::fill_workers() {
+  // Round by round: every worker gets its first chunk before any gets a second.
+  for (int depth = 1; depth <= options_.chunks_per_worker; ++depth) {
+    for (std::size_t w = 0; w < held_.size(); ++w) {
+      const int worker = static_cast<int>(w);
+      if (held_[w] >= depth || !workers_.alive(worker)) continue;
+      if (!dispatch_one(worker)) return;
+    }
+  }
+}
+
+bool dispatcher::dispatch_one(int worker) {
+  if (!retry_.empty()) {
+    in_flight again = std::move(retry_.front());
+    retry_.pop_front();
+    send(worker, std::move(again.sent), again.single);
+    return true;
+  }
+  if (draining_ || source_done_) return false;
+  const std::size_t size = next_chunk_size();
+  if (size == 0) {
+    source_done_ = true;  // every item the source announced is taken
+    return false;
+  }
+  if (!window_allows(size)) return false;
+  auto [payload, count] = codec_.make(size);
+  if (count < size) source_done_ = true;
+  if (count == 0) return false;
+  chunk c{next_id_++, next_index_, count, std::move(payload)};
+  next_index_ += count;
+  outstanding_ += count;
+  stats_.peak_outstanding = std::max(stats_.peak_outstanding, outstanding_);
+  stats_.smallest_chunk = stats_.smallest_chunk == 0 ? count : std::min(stats_.smallest_chunk, count);
+  stats_.largest_chunk = std::max(stats_.largest_chunk, count);
+  send(worker, std::move(c), false);
+  return true;
+}
+
+void dispatcher::send(int worker, chunk c, bool single) {
+  ++stats_.chunks;
+  ++held_[static_cast<std::size_t>(worker)];
+  // Keep the payload until the answer comes: a worker that dies takes its copy with it.
+  flight_[c.id] = in_flight{c, worker, single};
+  workers_.send(worker, std::move(c));
+}
+
+int dispatcher::alive_workers() const {
+  int alive = 0;
+  for (int w = 0; w < workers_.workers(); ++w) alive += workers_.alive(w) ? 1 : 0;
+  return alive;
+}
+
+bool dispatcher::window_allows(std::size_t size) const {
+  // An empty window always takes one chunk, so a window smaller than a chunk cannot stall the run.
+  return outstanding_ == 0 || outstanding_ + size <= options_.buffer_size;
+}
+
+std::size_t dispatcher::next_chunk_size() const {
+  std::optional<std::size_t> remaining;
+  if (options_.total_items) {
+    const std::size_t end = options_.first_index + *options_.total_items;
+    remaining = end > next_index_ ? end - next_index_ : 0;
+  }
+  if (remaining && *remaining == 0) return 0;
+  return options_.schedule.next_chunk(remaining, std::max(1, alive_workers()));
+}
+
+void dispatcher::handle(event e) {
+  if (auto* done = std::get_if<chunk_result>(&e)) {
+    const auto it = flight_.find(done->id);
+    if (it == flight_.end()) return;  // answer for a chunk already given up on
+    --held_[static_cast<std::size_t>(it->second.worker)];
+    const chunk& sent = it->second.sent;
+    stats_.compute_seconds += done->compute_seconds;
+    adapt(*done, sent.count);
+    ready_.emplace(sent.first_index, finished_chunk{sent.first_index, sent.count, std::move(done->payload),
+                                                    done->compute_seconds, done->worker});
+    flight_.erase(it);
+    return;
+  }
+  auto& lost = std::get<worker_lost>(e);
+  ++stats_.lost_workers;
+  bool running = true;  // the oldest chunk a worker holds is the one it was running
+  for (std::uint64_t id : lost.chunks) {
+    const auto it = flight_.find(id);
+    if (it == flight_.end()) continue;
+    in_flight held = std::move(it->second);
+    flight_.erase(it);
+    if (!running) {
+      retry_.push_back(std::move(held));  // never started: run it elsewhere as it is
+      continue;
+    }
+    running = false;
+    chunk& sent = held.sent;
+    if (held.single || sent.count <= 1) {
+      // The item itself kills its worker: report it and go on.
+      ready_.emplace(sent.first_index,
+                     finished_chunk{sent.first_index, sent.count,
+                                    codec_.fail(sent.count, "its worker died while running it (" + lost.reason + ")"), 0.0, -1});
+    } else {
+      // Re-run the chunk item by item on other workers to find the item that killed this one.
+      ++stats_.retried_chunks;
+      std::vector<std::string> pieces = codec_.split(sent.payload);
+      for (std::size_t i = 0; i < pieces.size(); ++i) {
+        retry_.push_back(in_flight{chunk{next_id_++, sent.first_index + i, 1, std::move(pieces[i])}, -1, true});
+      }
+    }
+  }
+  if (lost.worker >= 0 && static_cast<std::size_t>(lost.worker) < held_.size()) held_[static_cast<std::size_t>(lost.worker)] = 0;
+}
+
+void dispatcher::adapt(const chunk_result& r, std::size_t count) {
+  if (!options_.adaptive || count == 0 || r.compute_seconds <= 0.0) return;
+  const double per_item = r.compute_seconds / static_cast<double>(count);
+  per_item_seconds_ = per_item_seconds_ == 0.0 ? per_item : 0.7 * per_item_seconds_ + 0.3 * per_item;
+  const double desired = std::max(1.0, std::round(options_.target_chunk_duration / per_item_seconds_));
+  const auto current = static_cast<double>(options_.schedule.chunksize);
+  // Follow the measurements only when they disagree with the plan by more than 2x: small
+  // differences are noise, and a steady size keeps the rounds even.
+  if (desired <= 2.0 * current && 2.0 * desired >= current) return;
+  double size = desired;
+  if (options_.total_items) {
+    // Never so large that the rest of the work no longer spreads over every worker.
+    const std::size_t end = options_.first_index + *options_.total_items;
+    const double left = end > next_index_ ? static_cast<double>(end - next_index_) : 0.0;
+    size = std::min(size, std::max(1.0, std::floor(left / (2.0 * static_cast<double>(held_.size())))));
+  }
+  options_.schedule.chunksize = static_cast<std::size_t>(size);
+  options_.schedule.min_chunksize = std::min(options_.schedule.min_chunksize, options_.schedule.chunksize);
+}
+
+std::optional<finished_chunk> dispatcher::pop_ready() {
+  if (ready_.empty()) return std::nullopt;
+  auto it = ready_.begin();
+  if (options_.ordered && it->first != next_to_hand_) return std::nullopt;
+  finished_chunk out = std::move(it->second);
+  ready_.erase(it);
+  if (options_.ordered) next_to_hand_ += out.count;
+  outstanding_ -= out.count;
+  stats_.items += out.count;
+  return out;
+}
+
+}  // namespace amorsize::engine

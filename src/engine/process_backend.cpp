@@ -1,0 +1,298 @@
+// A pool of forked worker processes, each talking to the root over its own socket pair.
+#include <amorsize/engine/local_backends.hpp>
+#include <amorsize/error.hpp>
+
+#include "worker_process.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace amorsize::engine {
+namespace {
+
+/// What precedes a chunk's payload on the way to a worker.
+struct chunk_header {
+  std::uint64_t id = 0;
+  std::uint64_t first_index = 0;
+  std::uint64_t count = 0;
+  std::uint64_t length = 0;
+};
+
+/// What precedes a result's payload on the way back; a failed task sends its reason as the payload.
+struct result_header {
+  std::uint64_t id = 0;
+  std::uint64_t failed = 0;
+  double compute_seconds = 0.0;
+  std::uint64_t length = 0;
+};
+
+/// Seconds a stopping pool gives its children to exit before it kills them.
+constexpr double stop_grace_seconds = 1.0;
+
+/// Seconds a child that closed its socket gets to finish exiting before it is killed.
+constexpr double lost_grace_seconds = 0.2;
+
+/// Bytes read from a worker's socket at a time, at least.
+constexpr std::size_t read_block = 64 * 1024;
+
+template <class T>
+std::string to_bytes(const T& value) {
+  return {reinterpret_cast<const char*>(&value), sizeof value};
+}
+
+/// A worker's whole life: read a chunk, run the task, write the result, until the root hangs up.
+///
+/// The child is a fork of a process that may have other threads, and it runs the user's task
+/// (allocating, locking, printing): a lock another thread held at the fork stays locked here
+/// forever. That is the hazard of multiprocessing's "fork" start method, accepted for the same
+/// reason (no exec, the task needs no registry); start the pool before starting threads.
+int worker_main(int fd, const chunk_task& task) {
+  chunk_header in;
+  std::string items;
+  std::string out;
+  while (detail::read_all(fd, &in, sizeof in)) {
+    items.resize(in.length);
+    if (!detail::read_all(fd, items.data(), items.size())) return 1;
+    result_header head{in.id, 0, 0.0, 0};
+    head.failed = detail::run_task(task, items, out, head.compute_seconds) ? 0 : 1;
+    head.length = out.size();
+    out.insert(0, to_bytes(head));  // one write: the root wakes once per small result
+    if (!detail::write_all(fd, out.data(), out.size())) return 1;
+  }
+  std::fflush(nullptr);  // the task's own output; the parent flushed its buffers before the fork
+  return 0;
+}
+
+class process_backend final : public backend {
+ public:
+  process_backend(int workers, chunk_task task) : task_(std::move(task)) {
+    if (workers < 1) throw input_error("a process pool needs at least one worker, not " + std::to_string(workers));
+    if (!task_) throw input_error("a process pool needs a task to run");
+    slots_.resize(static_cast<std::size_t>(workers));
+    for (auto& s : slots_) {
+      if (!start(s)) {
+        const int err = errno;
+        stop();
+        throw std::system_error(err, std::generic_category(), "cannot fork a worker process");
+      }
+    }
+  }
+
+  process_backend(const process_backend&) = delete;
+  process_backend& operator=(const process_backend&) = delete;
+
+  ~process_backend() override { stop(); }
+
+  [[nodiscard]] int workers() const override { return static_cast<int>(slots_.size()); }
+
+  void send(int w, chunk c) override {
+    if (!alive(w)) throw std::logic_error("chunk sent to process worker " + std::to_string(w) + ", which is not alive");
+    slot& s = slots_[static_cast<std::size_t>(w)];
+    s.held.push_back(c.id);
+    if (s.write_broken) return;  // the next wait() reports the worker lost with this chunk
+    s.out.push_back(to_bytes(chunk_header{c.id, c.first_index, c.count, c.payload.size()}));
+    if (!c.payload.empty()) s.out.push_back(std::move(c.payload));
+    flush(s);
+  }
+
+  std::optional<event> wait(double timeout_seconds) override {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = detail::deadline_after(timeout_seconds);
+    std::vector<pollfd> fds;
+    std::vector<std::size_t> owners;
+    for (;;) {
+      if (!ready_.empty()) {
+        event e = std::move(ready_.front());
+        ready_.pop_front();
+        return e;
+      }
+      fds.clear();
+      owners.clear();
+      for (std::size_t i = 0; i < slots_.size(); ++i) {
+        const slot& s = slots_[i];
+        if (s.proc.fd < 0) continue;
+        const bool writing = !s.out.empty() && !s.write_broken;
+        fds.push_back({s.proc.fd, static_cast<short>(POLLIN | (writing ? POLLOUT : 0)), 0});
+        owners.push_back(i);
+      }
+      if (fds.empty()) return std::nullopt;  // stopped, or every worker is gone for good
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
+      const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<decltype(left)>(left, 0, 1 << 30)));
+      if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll on worker sockets");
+      if (n <= 0) {
+        if (clock::now() >= deadline) return std::nullopt;
+        continue;
+      }
+      for (std::size_t k = 0; k < fds.size(); ++k) {
+        if (fds[k].revents == 0) continue;
+        const auto w = owners[k];
+        slot& s = slots_[w];
+        if ((fds[k].revents & POLLOUT) != 0) flush(s);
+        if ((fds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0 && !receive(s, static_cast<int>(w))) lose(w);
+      }
+    }
+  }
+
+  [[nodiscard]] bool alive(int w) const override {
+    if (w < 0 || w >= workers()) return false;
+    return slots_[static_cast<std::size_t>(w)].proc.fd >= 0;
+  }
+
+  void stop() override {
+    // Hang up on every worker first, so they all exit at once, then reap them within one grace period.
+    for (auto& s : slots_) detail::hang_up(s.proc);
+    const auto deadline = detail::deadline_after(stop_grace_seconds);
+    for (auto& s : slots_) {
+      if (s.proc.pid <= 0) continue;
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      detail::reap(s.proc.pid, std::max(0.0, left));
+      s = slot{};
+    }
+    ready_.clear();
+  }
+
+ private:
+  /// One worker: its process, what is still to be written to it, and what it sent so far.
+  struct slot {
+    detail::child_process proc;
+    std::deque<std::string> out;       ///< Frames (headers and payloads) not fully written yet.
+    std::size_t out_offset = 0;        ///< Bytes of out.front() already written.
+    bool write_broken = false;         ///< A write failed: the worker is gone; reading will tell why.
+    std::string in;                    ///< Bytes received and not yet parsed, then free space to receive into.
+    std::size_t in_used = 0;           ///< Bytes of `in` that were received.
+    std::deque<std::uint64_t> held;    ///< Ids of the chunks the worker holds, oldest first.
+  };
+
+  bool start(slot& s) {
+    s = slot{};
+    s.proc = detail::start_child([this](int fd) { return worker_main(fd, task_); });
+    if (s.proc.pid < 0) return false;
+    ::fcntl(s.proc.fd, F_SETFL, ::fcntl(s.proc.fd, F_GETFL) | O_NONBLOCK);
+    return true;
+  }
+
+  /// Writes as much of the queued frames as the socket takes now.
+  void flush(slot& s) {
+    while (!s.out.empty() && !s.write_broken) {
+      std::array<iovec, 16> parts{};
+      std::size_t count = 0;
+      for (auto it = s.out.begin(); it != s.out.end() && count < parts.size(); ++it, ++count) {
+        const std::size_t skip = count == 0 ? s.out_offset : 0;
+        parts[count] = {it->data() + skip, it->size() - skip};
+      }
+      msghdr msg{};
+      msg.msg_iov = parts.data();
+      msg.msg_iovlen = count;
+      const ssize_t n = ::sendmsg(s.proc.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        s.write_broken = true;  // EPIPE or ECONNRESET: the child is gone
+        s.out.clear();
+        return;
+      }
+      auto written = static_cast<std::size_t>(n);
+      while (written > 0) {
+        const std::size_t rest = s.out.front().size() - s.out_offset;
+        if (written < rest) {
+          s.out_offset += written;
+          break;
+        }
+        written -= rest;
+        s.out.pop_front();
+        s.out_offset = 0;
+      }
+    }
+  }
+
+  /// Reads what worker `w` sent and queues its complete results; false at end of stream or on error.
+  bool receive(slot& s, int w) {
+    for (;;) {
+      std::size_t want = read_block;
+      if (s.in_used >= sizeof(result_header)) {
+        result_header head;
+        std::memcpy(&head, s.in.data(), sizeof head);
+        const std::size_t frame = sizeof head + head.length;
+        if (frame > s.in_used) want = std::max(want, frame - s.in_used);
+      }
+      if (s.in.size() < s.in_used + want) s.in.resize(s.in_used + want);
+      const ssize_t n = ::recv(s.proc.fd, s.in.data() + s.in_used, want, MSG_DONTWAIT);
+      if (n == 0) return false;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+      }
+      s.in_used += static_cast<std::size_t>(n);
+      parse(s, w);
+    }
+  }
+
+  /// Moves every complete result frame out of worker `w`'s input buffer.
+  void parse(slot& s, int w) {
+    std::size_t pos = 0;
+    result_header head;
+    while (s.in_used - pos >= sizeof head) {
+      std::memcpy(&head, s.in.data() + pos, sizeof head);
+      if (s.in_used - pos - sizeof head < head.length) break;
+      std::string payload = s.in.substr(pos + sizeof head, head.length);
+      pos += sizeof head + head.length;
+      if (auto it = std::find(s.held.begin(), s.held.end(), head.id); it != s.held.end()) s.held.erase(it);
+      if (head.failed != 0) {
+        ready_.emplace_back(worker_lost{w, {head.id}, std::move(payload)});
+      } else {
+        deaths_in_a_row_ = 0;
+        ready_.emplace_back(chunk_result{head.id, w, std::move(payload), head.compute_seconds});
+      }
+    }
+    if (pos == 0) return;
+    std::memmove(s.in.data(), s.in.data() + pos, s.in_used - pos);  // only the partial frame, not the free space
+    s.in_used -= pos;
+    if (s.in.size() > 4 * read_block && s.in_used < read_block) {  // after a large result
+      s.in.resize(read_block);
+      s.in.shrink_to_fit();
+    }
+  }
+
+  /// Reaps worker `w`, reports it lost with the chunks it held, and forks its replacement.
+  void lose(std::size_t w) {
+    slot& s = slots_[w];
+    detail::hang_up(s.proc);
+    worker_lost lost{static_cast<int>(w), {s.held.begin(), s.held.end()}, detail::describe_exit(detail::reap(s.proc.pid, lost_grace_seconds))};
+    s = slot{};
+    const std::size_t limit = 3 * slots_.size();
+    if (++deaths_in_a_row_ > limit) {
+      lost.reason += "; not replaced: " + std::to_string(limit) + " workers died in a row without finishing a chunk";
+    } else if (!start(s)) {
+      lost.reason += "; not replaced: fork failed (" + std::string(std::strerror(errno)) + ")";
+      s = slot{};
+    }
+    ready_.emplace_back(std::move(lost));
+  }
+
+  chunk_task task_;
+  std::vector<slot> slots_;
+  std::deque<event> ready_;           ///< Events received and not yet handed out, oldest first.
+  std::size_t deaths_in_a_row_ = 0;   ///< Workers lost since the last completed chunk.
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_process_backend(int workers, chunk_task task) {
+  return std::make_unique<process_backend>(workers, std::move(task));
+}
+
+}  // namespace amorsize::engine

@@ -1,0 +1,210 @@
+// The dispatcher against a scripted in-memory backend: order, window, retries, adaptation.
+#include <amorsize/engine/dispatcher.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <set>
+#include <sstream>
+
+using namespace amorsize;
+using namespace amorsize::engine;
+
+namespace {
+
+// Payloads are comma-separated item values; a result record is "value" or "!reason".
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+  return out;
+}
+
+std::vector<std::string> split_payload(const std::string& payload) {
+  std::vector<std::string> parts;
+  std::istringstream in(payload);
+  for (std::string part; std::getline(in, part, ',');) parts.push_back(part);
+  return parts;
+}
+
+/// A codec over the items 0 .. total-1 (endless when total is nullopt).
+chunk_codec counting_codec(std::optional<std::size_t> total, std::size_t& taken) {
+  chunk_codec c;
+  c.make = [total, &taken](std::size_t max_items) {
+    std::vector<std::string> items;
+    while (items.size() < max_items && (!total || taken < *total)) items.push_back(std::to_string(taken++));
+    return std::make_pair(join(items), items.size());
+  };
+  c.split = split_payload;
+  c.fail = [](std::size_t count, const std::string& reason) {
+    return join(std::vector<std::string>(count, "!" + reason));
+  };
+  return c;
+}
+
+/// Workers run chunks when wait() is called, in an order the test picks; item "13" kills its worker.
+class scripted_backend : public backend {
+ public:
+  scripted_backend(int workers, bool reverse) : queues_(static_cast<std::size_t>(workers)), reverse_(reverse) {}
+  int workers() const override { return static_cast<int>(queues_.size()); }
+  void send(int w, chunk c) override {
+    max_held = std::max(max_held, queues_[static_cast<std::size_t>(w)].size() + 1);
+    queues_[static_cast<std::size_t>(w)].push_back(std::move(c));
+  }
+  bool alive(int w) const override { return dead_.count(w) == 0; }
+  void stop() override {}
+  std::optional<event> wait(double) override {
+    // Reverse: the last worker with work answers first, so results arrive out of order.
+    for (std::size_t k = 0; k < queues_.size(); ++k) {
+      const std::size_t w = reverse_ ? queues_.size() - 1 - k : k;
+      if (queues_[w].empty()) continue;
+      chunk c = std::move(queues_[w].front());
+      queues_[w].pop_front();
+      const auto items = split_payload(c.payload);
+      if (std::find(items.begin(), items.end(), "13") != items.end()) {
+        worker_lost lost{static_cast<int>(w), {c.id}, "killed by signal 11 (Segmentation fault)"};
+        for (const chunk& other : queues_[w]) lost.chunks.push_back(other.id);
+        queues_[w].clear();
+        if (kill_permanently) dead_.insert(static_cast<int>(w));
+        return lost;
+      }
+      std::vector<std::string> results;
+      for (const auto& item : items) results.push_back(item == "7" ? "!seven" : item);
+      return chunk_result{c.id, static_cast<int>(w), join(results), per_item_seconds * static_cast<double>(items.size())};
+    }
+    return std::nullopt;
+  }
+
+  std::size_t max_held = 0;
+  bool kill_permanently = false;
+  double per_item_seconds = 0.01;
+
+ private:
+  std::vector<std::deque<chunk>> queues_;
+  std::set<int> dead_;
+  bool reverse_;
+};
+
+struct run_outcome {
+  std::vector<std::size_t> indices;                // every item handed over, in hand-over order
+  std::vector<std::pair<std::size_t, std::string>> records;
+  dispatch_stats stats;
+};
+
+run_outcome run(scripted_backend& b, std::size_t total, dispatch_options options) {
+  std::size_t taken = 0;
+  options.total_items = total;
+  dispatcher d(b, counting_codec(total, taken), options);
+  run_outcome out;
+  while (auto f = d.next()) {
+    const auto records = split_payload(f->payload);
+    REQUIRE(records.size() == f->count);
+    for (std::size_t i = 0; i < f->count; ++i) {
+      out.indices.push_back(f->first_index + i);
+      out.records.emplace_back(f->first_index + i, records[i]);
+    }
+  }
+  out.stats = d.stats();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the dispatcher hands over every item exactly once, in order when asked", "[dispatcher]") {
+  const bool ordered = GENERATE(true, false);
+  const std::size_t total = GENERATE(std::size_t{0}, 1, 3, 1000);
+  const std::size_t chunksize = GENERATE(std::size_t{1}, 7, 64);
+  scripted_backend b(3, true);
+  dispatch_options o;
+  o.ordered = ordered;
+  o.schedule.chunksize = chunksize;
+  o.adaptive = false;
+  const run_outcome out = run(b, total, o);
+  INFO("ordered " << ordered << ", items " << total << ", chunksize " << chunksize);
+  REQUIRE(out.indices.size() == total);
+  std::vector<std::size_t> sorted = out.indices;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < total; ++i) CHECK(sorted[i] == i);
+  if (ordered) CHECK(out.indices == sorted);
+  if (!ordered && total == 1000 && chunksize == 7) CHECK(out.indices != sorted);  // the script answers out of order
+  CHECK(b.max_held <= 2);
+  for (const auto& [index, record] : out.records) {
+    if (index == 13) CHECK(record.rfind("!its worker died", 0) == 0);
+    else CHECK(record == (index == 7 ? "!seven" : std::to_string(index)));
+  }
+}
+
+TEST_CASE("the window bounds the items in flight and waiting", "[dispatcher]") {
+  scripted_backend b(4, true);
+  dispatch_options o;
+  o.schedule.chunksize = 10;
+  o.buffer_size = 25;
+  o.adaptive = false;
+  const run_outcome out = run(b, 500, o);
+  CHECK(out.indices.size() == 500);
+  CHECK(out.stats.peak_outstanding <= 25);
+}
+
+TEST_CASE("a chunk whose worker died is re-run item by item; the killer item is reported", "[dispatcher]") {
+  scripted_backend b(2, false);
+  dispatch_options o;
+  o.schedule.chunksize = 5;
+  o.adaptive = false;
+  const run_outcome out = run(b, 40, o);
+  REQUIRE(out.indices.size() == 40);
+  for (const auto& [index, record] : out.records) {
+    if (index == 13) CHECK(record.find("its worker died while running it (killed by signal 11") != std::string::npos);
+    else if (index == 7) CHECK(record == "!seven");
+    else CHECK(record == std::to_string(index));
+  }
+  CHECK(out.stats.retried_chunks >= 1);
+  CHECK(out.stats.lost_workers >= 2);  // the chunk, then the item alone
+}
+
+TEST_CASE("when every worker is gone, the remaining items are reported as failed, none lost", "[dispatcher]") {
+  scripted_backend b(1, false);
+  b.kill_permanently = true;
+  dispatch_options o;
+  o.schedule.chunksize = 4;
+  o.adaptive = false;
+  const run_outcome out = run(b, 30, o);
+  REQUIRE(out.indices.size() == 30);
+  std::size_t failed = 0;
+  for (const auto& [index, record] : out.records) failed += record.rfind('!', 0) == 0 ? 1 : 0;
+  CHECK(failed > 1);
+}
+
+TEST_CASE("chunk sizes follow measured chunk times when they disagree with the plan", "[dispatcher]") {
+  scripted_backend b(2, false);
+  b.per_item_seconds = 0.001;  // the plan thought 0.1 s per item: chunks of 2 for a 0.2 s target
+  dispatch_options o;
+  o.schedule.chunksize = 2;
+  o.target_chunk_duration = 0.2;
+  const run_outcome out = run(b, 20000, o);
+  CHECK(out.indices.size() == 20000);
+  CHECK(out.stats.largest_chunk >= 100);
+  CHECK(out.stats.largest_chunk <= 200);
+
+  SECTION("and not when they agree") {
+    scripted_backend steady(2, false);
+    steady.per_item_seconds = 0.1;
+    const run_outcome same = run(steady, 200, o);
+    CHECK(same.stats.largest_chunk == 2);
+  }
+}
+
+TEST_CASE("stop_dispatching drains what is in flight and ends", "[dispatcher]") {
+  scripted_backend b(2, false);
+  std::size_t taken = 0;
+  dispatch_options o;
+  o.schedule.chunksize = 3;
+  o.adaptive = false;
+  dispatcher d(b, counting_codec(std::nullopt, taken), o);  // endless
+  std::size_t handed = 0;
+  while (auto f = d.next()) {
+    handed += f->count;
+    if (handed >= 30) d.stop_dispatching();
+  }
+  CHECK(handed >= 30);
+  CHECK(handed == d.next_index());  // everything taken from the source was handed over
+}

@@ -6,8 +6,10 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <numbers>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -200,6 +202,12 @@ std::vector<std::uint8_t> run_item(const synthetic_params& p, std::uint64_t inde
     }
   }
   helpers.clear();  // join
+  // Failures come after the work, so a failing item costs what the others cost.
+  if (p.crash_every != 0 && index % p.crash_every == p.crash_every - 1) std::abort();
+  if (p.fail_every != 0 && index % p.fail_every == p.fail_every - 1) {
+    throw std::runtime_error("synthetic failure of item " + std::to_string(index) + " (--fail-every " +
+                             std::to_string(p.fail_every) + ")");
+  }
   return result;
 }
 

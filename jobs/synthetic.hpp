@@ -35,6 +35,8 @@ struct synthetic_params {
   std::size_t result_bytes = 8;                ///< --result-bytes: size of each item's result.
   std::uint64_t items = 1000;                  ///< --items: number of items; 0 = endless.
   std::uint64_t seed = 42;                     ///< --seed: seed of the per-item durations.
+  std::uint64_t fail_every = 0;                ///< --fail-every: items k*N-1 throw after their work (0: none).
+  std::uint64_t crash_every = 0;               ///< --crash-every: items k*N-1 abort their process (0: none; local runs only).
 };
 
 /// Largest allowed --threads.

@@ -43,6 +43,13 @@ unit_costs costs_of(const model_inputs& in) {
     c.chunk_worker = link.latency_seconds;
     // Ranks are running already: the plan is one broadcast away.
     c.startup = link.latency_seconds;
+  } else if (in.request.backend == backend_kind::threads) {
+    // Threads share memory: no bytes cross a socket. A chunk's hand-over (a wake-up) is charged
+    // like the measured socket round trip, an upper bound.
+    const local_overheads& l = in.local;
+    c.chunk_root = l.chunk_round_trip;
+    c.chunk_worker = 0.5 * l.chunk_round_trip;
+    c.startup_per_worker = l.thread_spawn_per_worker;
   } else {
     const local_overheads& l = in.local;
     c.item_bytes_time = l.pipe_bandwidth > 0.0 ? bytes / l.pipe_bandwidth : 0.0;
@@ -259,13 +266,17 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
 
 }  // namespace
 
-plan make_plan(const model_inputs& in) {
+plan make_plan(const model_inputs& measured) {
+  model_inputs in = measured;  // the backend is resolved below; everything else is as measured
   const sample_stats& w = in.work;
   const plan_request& rq = in.request;
   const cluster_layout& cl = in.cluster;
   plan out;
   out.mode = rq.mode;
-  out.backend = cl.mpi ? backend_kind::mpi : backend_kind::processes;
+  if (cl.mpi) in.request.backend = backend_kind::mpi;
+  const bool backend_forced = in.request.backend.has_value();
+  if (!in.request.backend) in.request.backend = backend_kind::processes;
+  out.backend = *in.request.backend;
 
   // The sampled items are done; the rest is what runs in parallel.
   std::optional<std::size_t> rest;
@@ -278,6 +289,30 @@ plan make_plan(const model_inputs& in) {
   auto forecast = [&](int n) { return rest ? predict(in, *rest, n, out.schedule) : predict_steady(in, n, out.schedule); };
   prediction p = forecast(std::max(1, workers));
 
+  // Locally: processes isolate crashes; threads win when moving results between processes, or
+  // starting the processes, would cost a noticeable share.
+  if (!cl.mpi) {
+    const unit_costs c = costs_of(in);
+    const double transfer_share = w.mean_seconds > 0.0 ? c.item_bytes_time / w.mean_seconds : 0.0;
+    const double startup = c.startup + workers * c.startup_per_worker;
+    const double startup_share = rest && p.parallel_seconds > 0.0 ? startup / p.parallel_seconds : 0.0;
+    if (backend_forced) {
+      out.reason += format("Local %s, as asked. ", std::string(to_string(out.backend)).c_str());
+    } else if (transfer_share > 0.1 || startup_share > 0.1) {
+      in.request.backend = out.backend = backend_kind::threads;
+      p = forecast(std::max(1, workers));
+      out.reason += transfer_share > 0.1
+                        ? format("Threads: moving each item and result between processes would cost %.0f%% of its "
+                                 "time. ", 100.0 * transfer_share)
+                        : format("Threads: starting worker processes would cost %.0f%% of the run. ", 100.0 * startup_share);
+      out.warnings.push_back("Threads share the process: the function must be thread-safe, and a crash in it ends the "
+                             "run (use backend processes to isolate crashes).");
+    } else {
+      out.reason += format("Processes (crash-isolated): starting them costs %.1f%% of the run and moving results "
+                           "%.1f%% of an item's time. ",
+                           100.0 * startup_share, 100.0 * transfer_share);
+    }
+  }
   // A busy root competes with the workers on its node: give it a core when it needs most of one.
   const int root_cores = cl.nodes.front().usable_cores;
   if (!rq.workers_per_node && p.root_load >= 0.5 && out.workers_per_node[0] >= root_cores && out.workers_per_node[0] > 1) {

@@ -54,6 +54,9 @@ void validate(const optimize_options& o) {
   }
   if (o.chunksize && *o.chunksize == 0) throw input_error("chunk size must be at least 1");
   if (o.buffer_size && *o.buffer_size == 0) throw input_error("buffer size must be at least 1");
+  if (o.backend == backend_kind::mpi) {
+    throw input_error("backend mpi cannot be forced: it is used when the program runs under mpirun or srun");
+  }
 }
 
 namespace detail {
@@ -92,9 +95,16 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
       in.request.buffer_size = options.buffer_size;
       in.request.workers_per_node = options.workers_per_node;
       in.request.chunksize = options.chunksize;
+      if (options.backend != backend_kind::serial) in.request.backend = options.backend;
       in.request.memory_fraction = options.memory_fraction;
       in.request.min_speedup = options.min_speedup;
       result = make_plan(in);
+      if (options.backend == backend_kind::serial && !s.mpi()) {
+        result.serial = true;
+        result.backend = backend_kind::serial;
+        result.n_jobs = 1;
+        result.reason += " Serial, as asked.";
+      }
       for (const auto& e : in.work.errors) {
         result.warnings.push_back(text::format("Item %zu threw while sampled (%s); it will be reported as an error.",
                                                e.index, e.message.c_str()));

@@ -192,6 +192,7 @@ TEST_CASE("high overhead makes streaming unordered", "[cost_model]") {
   in.request.mode = plan_mode::streaming;
   in.work.result_bytes = 2e5;  // 200 kB results: moving them costs half the item time
   in.local.pipe_bandwidth = 2e9;
+  in.request.backend = backend_kind::processes;  // threads would not move them at all
   const plan p = make_plan(in);
   CHECK(p.profile.overhead_fraction > 0.2);
   CHECK_FALSE(p.use_ordered);
@@ -283,4 +284,38 @@ TEST_CASE("safe batch size divides the budget by the result size", "[cost_model]
   CHECK(safe_batch_size(1024.0, 1 << 20, 0.5) == 512);
   CHECK(safe_batch_size(1e12, 1 << 20, 0.5) == 1);
   CHECK(safe_batch_size(0.0, 1 << 20, 0.5) > 1000000);
+}
+
+TEST_CASE("locally, large results or costly process start-up choose threads, otherwise processes", "[cost_model]") {
+  SECTION("small results over a long run: crash-isolated processes") {
+    const plan p = make_plan(local_inputs(10e-3, 10000));
+    CHECK(p.backend == backend_kind::processes);
+    CHECK(mentions(p, "Processes (crash-isolated)"));
+  }
+  SECTION("results that take long to move between processes: threads") {
+    model_inputs in = local_inputs(200e-6, 200000, 2);
+    in.work.result_bytes = 2e5;
+    const plan p = make_plan(in);
+    CHECK(p.backend == backend_kind::threads);
+    CHECK(mentions(p, "Threads: moving each item"));
+    CHECK(mentions(p, "thread-safe"));
+  }
+  SECTION("a short run where starting processes dominates: threads") {
+    model_inputs in = local_inputs(2e-3, 40, 8);
+    in.local.process_spawn_per_worker = 5e-3;
+    const plan p = make_plan(in);
+    CHECK(p.backend == backend_kind::threads);
+    CHECK(mentions(p, "starting worker processes"));
+  }
+  SECTION("a forced backend is kept") {
+    model_inputs in = local_inputs(500e-6, 200000, 2);
+    in.work.result_bytes = 2e5;
+    in.request.backend = backend_kind::processes;
+    CHECK(make_plan(in).backend == backend_kind::processes);
+  }
+  SECTION("under MPI the ranks work, whatever the result size") {
+    model_inputs in = mpi_inputs(200e-6, 200000, {3});
+    in.work.result_bytes = 2e5;
+    CHECK(make_plan(in).backend == backend_kind::mpi);
+  }
 }

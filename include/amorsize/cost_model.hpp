@@ -20,6 +20,7 @@ struct plan_request {
   std::optional<std::size_t> buffer_size;        ///< Items in flight at most; unset: decide.
   std::optional<int> workers_per_node;           ///< Force this many workers per node.
   std::optional<std::size_t> chunksize;          ///< Force this chunk size.
+  std::optional<backend_kind> backend;           ///< Force a local backend (processes or threads); unset: decide.
   double memory_fraction = 0.5;                  ///< Share of available memory results and workers may use.
   double min_speedup = 1.2;                      ///< Below this predicted speedup the plan says serial.
 };

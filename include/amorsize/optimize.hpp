@@ -24,6 +24,7 @@ struct optimize_options {
   std::optional<std::size_t> buffer_size;      ///< Items in flight at most when streaming; unset: decide.
   std::optional<int> workers_per_node;         ///< Force this many workers per node.
   std::optional<std::size_t> chunksize;        ///< Force this chunk size.
+  std::optional<backend_kind> backend;         ///< Without a launcher: force processes, threads or serial.
   double memory_fraction = 0.5;                ///< Share of available memory results may take.
   double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
   bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).

@@ -73,7 +73,8 @@ int worker_main(int fd, const chunk_task& task) {
     out.insert(0, to_bytes(head));  // one write: the root wakes once per small result
     if (!detail::write_all(fd, out.data(), out.size())) return 1;
   }
-  std::fflush(nullptr);  // the task's own output; the parent flushed its buffers before the fork
+  std::fflush(stdout);  // the task's own output: start_child flushed the parent's before the fork
+  std::fflush(stderr);
   return 0;
 }
 
@@ -144,6 +145,7 @@ class process_backend final : public backend {
         if ((fds[k].revents & POLLOUT) != 0) flush(s);
         if ((fds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0 && !receive(s, static_cast<int>(w))) lose(w);
       }
+      if (ready_.empty() && clock::now() >= deadline) return std::nullopt;  // only parts of frames moved
     }
   }
 

@@ -91,8 +91,10 @@ child_process start_child(const std::function<int(int fd)>& body) {
   open.reserve(open.size() + 1);  // so the push_back below cannot throw after the fork
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return {};
-  // Output the parent buffered but has not written yet would otherwise be written again by the child.
-  std::fflush(nullptr);
+  // What the parent printed but has not written yet would otherwise be written again by the
+  // child; as multiprocessing does, only the standard streams (a child flushes only those).
+  std::fflush(stdout);
+  std::fflush(stderr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     for (const int fd : open) ::close(fd);

@@ -29,8 +29,9 @@ struct child_process {
 /// Before `body` runs, the child closes the parent's end of every other worker socket that
 /// start_child opened in this process and hang_up has not closed, so each child sees end of
 /// stream as soon as the parent hangs up on it; other inherited descriptors stay open. Returns
-/// pid -1 when the system refuses. The child must call only async-signal-safe functions unless
-/// the parent is known to be single-threaded.
+/// pid -1 when the system refuses. The parent's stdout and stderr are flushed before the fork.
+/// The child must call only async-signal-safe functions unless the parent is known to be
+/// single-threaded.
 child_process start_child(const std::function<int(int fd)>& body);
 
 /// Closes the parent's end of the socket to `child` (the child sees end of stream); the pid is kept.

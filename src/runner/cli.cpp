@@ -30,6 +30,8 @@ jobs::synthetic_params synthetic_cli::params() const {
   p.result_bytes = static_cast<std::size_t>(result_bytes);
   p.items = static_cast<std::uint64_t>(items);
   p.seed = seed;
+  p.fail_every = fail_every;
+  p.crash_every = crash_every;
   jobs::validate(p);
   return p;
 }
@@ -77,6 +79,8 @@ void add_synthetic_options(CLI::App& cmd, synthetic_cli& s) {
   cmd.add_option("--result-bytes", s.result_bytes, "Bytes in each item's result")->capture_default_str();
   cmd.add_option("--items", s.items, "Number of items; 0 or absent = endless")->capture_default_str();
   cmd.add_option("--seed", s.seed, "Seed of the per-item durations")->capture_default_str();
+  cmd.add_option("--fail-every", s.fail_every, "Items k*N-1 throw an exception (0: none)")->capture_default_str();
+  cmd.add_option("--crash-every", s.crash_every, "Items k*N-1 abort their worker process (0: none)")->capture_default_str();
 }
 
 void add_planner_options(CLI::App& cmd, planner_cli& p, bool with_output_flags) {

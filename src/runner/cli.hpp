@@ -28,6 +28,8 @@ struct synthetic_cli {
   std::int64_t result_bytes = 8;
   std::int64_t items = 0;
   std::uint64_t seed = 42;
+  std::uint64_t fail_every = 0;
+  std::uint64_t crash_every = 0;
 
   /// Converts to job parameters; throws input_error naming the option that is out of range.
   [[nodiscard]] jobs::synthetic_params params() const;

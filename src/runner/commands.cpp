@@ -84,8 +84,12 @@ int plan_command(const synthetic_cli& job_cli, const planner_cli& planner) {
 
 int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const run_cli& run) {
   const synthetic_job job{job_cli.params()};
-  const optimize_options options = planner.options();
+  optimize_options options = planner.options();
   const std::optional<backend_kind> backend = run.backend_kind_asked();
+  if (backend && session::current().mpi()) {
+    throw input_error("--backend applies without a launcher: under mpirun or srun the ranks are the workers");
+  }
+  options.backend = backend;
   const error_policy policy = run.policy();
   session& s = session::current();
   auto output_file = s.is_root() ? open_output(run.output, "--output") : nullptr;
@@ -96,7 +100,6 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
   auto fn = job.function();
   const auto planned = optimize_streaming(fn, job.items(), options);
   pool_options po = pool(planned).options();
-  if (backend && !s.mpi()) po.backend = *backend;
   po.adaptive = !planner.chunksize;  // a chunk size on the command line is kept as given
   po.on_error = policy;
   po.verbose = planner.verbose;
@@ -136,7 +139,10 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
       {"plan", planned.to_json()},
   };
   if (report_file) *report_file << report.dump(2) << '\n';
-  if (planner.verbose) std::cerr << "amorsize: " << report.dump() << '\n';
+  if (planner.verbose) {
+    report.erase("plan");
+    std::cerr << "amorsize: " << report.dump() << '\n';
+  }
   return stats.errors > 0 ? static_cast<int>(exit_code::items_failed) : 0;
 }
 

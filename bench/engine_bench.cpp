@@ -287,31 +287,37 @@ void prediction_section(const bench_options& o, bool root) {
   if (root) {
     std::printf("\n== 3. Predicted vs measured speedup (median of %d rep(s)) ==\n", o.reps);
     std::printf("  meas = measured item time / wall of optimize_streaming + run; error = |pred - meas| / meas;\n"
-                "  nom = nominal item time / the same wall (preemption inflates measured item time on a loaded machine)\n");
-    std::printf("  %-23s %6s %-9s %3s %8s %-13s %6s %6s %6s %6s %6s %6s %6s\n", "workload", "items", "backend", "wk",
-                "cpu/wall", "schedule", "plan_s", "run_s", "pred", "meas", "error", "nom", "target");
+                "  nom = nominal item time / the same wall (preemption inflates measured item time on a loaded machine);\n"
+                "  each row is the repetition with the median error; the last column lists every repetition's workers:pred/meas\n");
+    std::printf("  %-23s %6s %-9s %3s %8s %-13s %6s %6s %6s %6s %6s %6s %6s  %s\n", "workload", "items", "backend", "wk",
+                "cpu/wall", "schedule", "plan_s", "run_s", "pred", "meas", "error", "nom", "target", "all reps");
   }
   for (const prediction_case& c : cases) {
-    std::vector<double> predicted;
-    std::vector<double> measured;
-    std::vector<double> nominal;
     const double nominal_work = nominal_seconds(c.params);
-    run_result last;
-    for (int rep = 0; rep < o.reps; ++rep) {
-      last = run_auto(c.params, c.forced_workers);
-      predicted.push_back(last.plan.estimated_speedup);
-      measured.push_back(last.wall() > 0.0 ? last.work() / last.wall() : 0.0);
-      nominal.push_back(last.wall() > 0.0 ? nominal_work / last.wall() : 0.0);
-    }
+    std::vector<run_result> runs;
+    for (int rep = 0; rep < o.reps; ++rep) runs.push_back(run_auto(c.params, c.forced_workers));
     if (!root) continue;
-    const double pred = median(predicted);
-    const double meas = median(measured);
-    const double error = meas > 0.0 ? std::abs(pred - meas) / meas : 0.0;
-    std::printf("  %-23s %6zu %-9s %3d %8.2f %-13s %6.3f %6.3f %6.2f %6.2f %5.1f%% %6.2f %6s%s\n", c.name,
-                static_cast<std::size_t>(c.params.items), std::string(amorsize::to_string(last.backend)).c_str(),
-                last.workers, last.plan.profile.cpu_per_wall, last.plan.serial ? "serial" : schedule_text(last.plan).c_str(),
-                last.plan_seconds, last.run_seconds, pred, meas, 100.0 * error, median(nominal), "<=15%",
-                last.errors > 0 ? "  (errors!)" : "");
+    auto measured = [](const run_result& r) { return r.wall() > 0.0 ? r.work() / r.wall() : 0.0; };
+    auto error = [&measured](const run_result& r) {
+      const double meas = measured(r);
+      return meas > 0.0 ? std::abs(r.plan.estimated_speedup - meas) / meas : 0.0;
+    };
+    std::vector<std::size_t> order(runs.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return error(runs[a]) < error(runs[b]); });
+    const run_result& r = runs[order[order.size() / 2]];
+    std::string all;
+    for (const run_result& each : runs) {
+      char text[48];
+      std::snprintf(text, sizeof text, "%s%d:%.2f/%.2f", all.empty() ? "" : " ", each.workers,
+                    each.plan.estimated_speedup, measured(each));
+      all += text;
+    }
+    std::printf("  %-23s %6zu %-9s %3d %8.2f %-13s %6.3f %6.3f %6.2f %6.2f %5.1f%% %6.2f %6s  %s%s\n", c.name,
+                static_cast<std::size_t>(c.params.items), std::string(amorsize::to_string(r.backend)).c_str(), r.workers,
+                r.plan.profile.cpu_per_wall, r.plan.serial ? "serial" : schedule_text(r.plan).c_str(), r.plan_seconds,
+                r.run_seconds, r.plan.estimated_speedup, measured(r), 100.0 * error(r),
+                r.wall() > 0.0 ? nominal_work / r.wall() : 0.0, "<=15%", all.c_str(), r.errors > 0 ? " (errors!)" : "");
   }
 }
 

@@ -100,7 +100,9 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
 
   // The tail: workers finish together only if chunks divide evenly and items cost the same.
   double makespan = 0.0;
-  if (schedule.kind == schedule_kind::fixed && w.cv < 0.1) {
+  // Chunks of c items vary by cv / sqrt(c): when that is small, equal chunks keep workers in step.
+  const double chunk_cv = w.cv / std::sqrt(static_cast<double>(std::max<std::size_t>(1, schedule.chunksize)));
+  if (schedule.kind == schedule_kind::fixed && chunk_cv < 0.1) {
     const double chunk_time = static_cast<double>(schedule.chunksize) * c.item_worker + c.chunk_worker;
     const double rounds = std::ceil(k / workers);
     const std::size_t last_round = chunks % static_cast<std::size_t>(workers);
@@ -235,7 +237,8 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
   // Keep each chunk's dispatch under 5% of its work.
   const auto overhead_floor = static_cast<std::size_t>(std::max(1.0, std::ceil(c.chunk_root / (0.05 * per_item))));
   const bool heterogeneous = w.cv > 0.5;
-  const double chunks_per_worker = heterogeneous ? std::ceil(4.0 * (1.0 + w.cv)) : 4.0;
+  // Enough chunks per worker that one slow chunk (or a core stolen for a while) delays little.
+  const double chunks_per_worker = heterogeneous ? std::ceil(8.0 * (1.0 + w.cv)) : 8.0;
 
   std::size_t size = target;
   std::string why = format("%zu items make a chunk of about %s (target %s)", target,
@@ -349,7 +352,9 @@ plan make_plan(const model_inputs& measured) {
   const node_facts& root = cl.nodes.front();
   const std::size_t in_flight = static_cast<std::size_t>(std::max(1, workers)) * out.chunksize;
   if (rq.mode == plan_mode::streaming) {
-    std::size_t window = rq.buffer_size ? *rq.buffer_size : 2 * in_flight;
+    // Room for the chunks workers hold (two each) four times over, so chunk sizes can adapt
+    // upwards during the run, unless memory says less.
+    std::size_t window = rq.buffer_size ? *rq.buffer_size : 8 * in_flight;
     const std::size_t memory_cap = safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction);
     if (!rq.buffer_size && window > memory_cap) {
       window = std::max<std::size_t>(1, memory_cap);

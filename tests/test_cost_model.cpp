@@ -98,7 +98,7 @@ TEST_CASE("a slow uniform function uses every core with chunks near the target d
   SECTION("few items are split so every worker gets several chunks") {
     in.request.total_items = 400;
     const plan small = make_plan(in);
-    CHECK(small.chunksize <= 400 / (8 * 4));
+    CHECK(small.chunksize <= 400 / (8 * 8));
     CHECK(mentions(small, "for balance"));
   }
 }

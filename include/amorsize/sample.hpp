@@ -23,7 +23,7 @@ struct sample_stats {
   double min_seconds = 0.0;               ///< Fastest sampled item.
   double max_seconds = 0.0;               ///< Slowest sampled item.
   double total_seconds = 0.0;             ///< Wall time of all sampled calls together.
-  double cpu_per_wall = 1.0;              ///< Process CPU time / wall time during the calls (>1: threads inside).
+  double cpu_per_wall = 1.0;              ///< Cores the calls wanted: (process CPU time + the calling thread's wait for a CPU) / wall time (>1: threads inside, <1: waiting on I/O).
   int threads_inside = 1;                 ///< Threads the function ran on: max of the CPU/wall ratio and threads it left alive.
   double input_bytes = 0.0;               ///< Mean serialized size of an item (Boost binary archive).
   double result_bytes = 0.0;              ///< Mean serialized size of a result.
@@ -42,6 +42,7 @@ struct process_reading {
   double cpu_seconds = 0.0;               ///< CPU time of the whole process (all threads).
   int threads = 1;                        ///< Threads alive in the process.
   std::uint64_t resident_bytes = 0;       ///< Current resident set size.
+  double run_delay_seconds = 0.0;         ///< Time the calling thread has waited for a CPU (/proc/thread-self/schedstat).
 };
 
 /// Returns the CPU time of the whole process (all threads), in seconds.

@@ -27,6 +27,9 @@ class cpu_meter {
   double start_;
 };
 
+/// Largest chunk message adaptation may build, in bytes.
+constexpr double max_chunk_bytes = 4.0 * 1024 * 1024;
+
 /// How long one wait for an event may last before the loop looks again.
 constexpr double wait_slice_seconds = 0.05;
 
@@ -42,9 +45,8 @@ dispatcher::dispatcher(backend& workers, chunk_codec codec, dispatch_options opt
   if (workers_.workers() < 1) throw error(exit_code::internal, "the dispatcher needs at least one worker");
   options_.schedule.chunksize = std::max<std::size_t>(1, options_.schedule.chunksize);
   options_.chunks_per_worker = std::max(1, options_.chunks_per_worker);
-  if (options_.buffer_size == 0) {
-    options_.buffer_size = 2 * held_.size() * static_cast<std::size_t>(options_.chunks_per_worker) * options_.schedule.chunksize;
-  }
+  window_follows_chunks_ = options_.buffer_size == 0;
+  if (window_follows_chunks_) options_.buffer_size = default_window();
 }
 
 std::optional<finished_chunk> dispatcher::next() {
@@ -96,7 +98,8 @@ bool dispatcher::dispatch_one(int worker) {
     return true;
   }
   if (draining_ || source_done_) return false;
-  const std::size_t size = next_chunk_size();
+  // No chunk is larger than the window, or one chunk alone would break the memory bound.
+  const std::size_t size = std::min(next_chunk_size(), options_.buffer_size);
   if (size == 0) {
     source_done_ = true;  // every item the source announced is taken
     return false;
@@ -117,10 +120,15 @@ bool dispatcher::dispatch_one(int worker) {
 
 void dispatcher::send(int worker, chunk c, bool single) {
   ++stats_.chunks;
+  if (c.count > 0) bytes_per_item_ = static_cast<double>(c.payload.size()) / static_cast<double>(c.count);
   ++held_[static_cast<std::size_t>(worker)];
   // Keep the payload until the answer comes: a worker that dies takes its copy with it.
   flight_[c.id] = in_flight{c, worker, single};
   workers_.send(worker, std::move(c));
+}
+
+std::size_t dispatcher::default_window() const {
+  return 2 * held_.size() * static_cast<std::size_t>(options_.chunks_per_worker) * options_.schedule.chunksize;
 }
 
 int dispatcher::alive_workers() const {
@@ -197,14 +205,24 @@ void dispatcher::adapt(const chunk_result& r, std::size_t count) {
   // Follow the measurements only when they disagree with the plan by more than 2x: small
   // differences are noise, and a steady size keeps the rounds even.
   if (desired <= 2.0 * current && 2.0 * desired >= current) return;
-  double size = desired;
+  // Grow at most 4x per step, and keep a chunk's message within a few MiB: a cheap function's
+  // ideal chunk could otherwise hold millions of items read far ahead of the consumer.
+  double size = std::min(desired, 4.0 * current);
+  if (bytes_per_item_ > 0.0) size = std::min(size, std::max(1.0, std::floor(max_chunk_bytes / bytes_per_item_)));
   if (options_.total_items) {
     // Never so large that the rest of the work no longer spreads over every worker.
     const std::size_t end = options_.first_index + *options_.total_items;
     const double left = end > next_index_ ? static_cast<double>(end - next_index_) : 0.0;
     size = std::min(size, std::max(1.0, std::floor(left / (2.0 * static_cast<double>(held_.size())))));
   }
+  if (!window_follows_chunks_) {
+    // A window that was asked for bounds memory: every worker's chunks must fit in it.
+    const double per_worker_window = static_cast<double>(options_.buffer_size) /
+                                     static_cast<double>(held_.size() * static_cast<std::size_t>(options_.chunks_per_worker));
+    size = std::min(size, std::max(1.0, std::floor(per_worker_window)));
+  }
   options_.schedule.chunksize = static_cast<std::size_t>(size);
+  if (window_follows_chunks_) options_.buffer_size = default_window();
   options_.schedule.min_chunksize = std::min(options_.schedule.min_chunksize, options_.schedule.chunksize);
 }
 

@@ -317,7 +317,11 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
     return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, detail::make_run_input<R>(std::forward<Data>(data)),
                                                                      options_));
   };
-  if (kind == backend_kind::serial) return make_serial();
+  if (kind == backend_kind::serial) {
+    // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
+    if (s.mpi() && !s.is_root()) return stream(nullptr);
+    return make_serial();
+  }
 
   // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
   const engine::chunk_task task = detail::make_task<T, R>(std::make_shared<F>(fn));
@@ -402,7 +406,7 @@ void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::siz
   auto records = start(fn, std::forward<Data>(data), 0, true, batch_size);
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> batch;
-  batch.reserve(batch_size);
+  batch.reserve(std::min<std::size_t>(batch_size, 4096));  // an estimated size may be far above the item count
   while (auto r = records.next()) {
     batch.push_back(std::move(*r));
     if (batch.size() == batch_size) {

@@ -127,7 +127,7 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     if (result) {
       out.stats.item_seconds.push_back(wall);
       wall_total += wall;
-      cpu_total += cpu;
+      cpu_total += cpu + std::max(0.0, after.run_delay_seconds - before.run_delay_seconds);
       // Threads the call left alive (a pool it started) count as threads inside the function.
       out.stats.threads_inside = std::max(out.stats.threads_inside, 1 + std::max(0, after.threads - before.threads));
       const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);
@@ -148,7 +148,9 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
                        "); first error, at item " +
                        std::to_string(out.stats.errors.front().index) + ": " + out.stats.errors.front().message);
   }
-  out.stats.cpu_per_wall = wall_total > 0.0 ? cpu_total / wall_total : 1.0;
+  // CPU clocks tick coarsely: below a millisecond of calls the ratio is noise, so assume one thread.
+  constexpr double min_wall_for_ratio = 1e-3;
+  out.stats.cpu_per_wall = wall_total >= min_wall_for_ratio ? cpu_total / wall_total : 1.0;
   out.stats.threads_inside = std::max(out.stats.threads_inside, static_cast<int>(std::lround(out.stats.cpu_per_wall)));
   // Items and results cross the wire a chunk at a time: measure them that way.
   std::vector<R> results;

@@ -28,7 +28,7 @@ struct chunk_codec {
 /// How the dispatcher runs; the plan gives every value.
 struct dispatch_options {
   chunk_schedule schedule;                  ///< Chunk sizes.
-  std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: 4 chunks per worker).
+  std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: twice the chunks workers hold, following the chunk size).
   bool ordered = true;                      ///< Hand chunks over in source order.
   std::optional<std::size_t> total_items;   ///< Items the source holds from `first_index` on (nullopt: unknown or endless).
   std::size_t first_index = 0;              ///< Source position of the first item (items before it were handled elsewhere).
@@ -92,6 +92,7 @@ class dispatcher {
   std::size_t next_chunk_size() const;
   [[nodiscard]] bool window_allows(std::size_t size) const;
   [[nodiscard]] int alive_workers() const;
+  [[nodiscard]] std::size_t default_window() const;
   std::optional<finished_chunk> pop_ready();
 
   backend& workers_;
@@ -106,6 +107,8 @@ class dispatcher {
   std::size_t outstanding_ = 0;                    // items taken from the source, not yet handed over
   std::uint64_t next_id_ = 0;
   double per_item_seconds_ = 0.0;                  // measured compute time per item (moving average)
+  double bytes_per_item_ = 0.0;                    // serialized size of an item in the last chunk sent
+  bool window_follows_chunks_ = false;             // no window was asked for: it grows with the chunks
   bool source_done_ = false;
   bool draining_ = false;
   dispatch_stats stats_;

@@ -320,6 +320,7 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
   if (kind == backend_kind::serial) {
     // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
     if (s.mpi() && !s.is_root()) return stream(nullptr);
+    if (options_.verbose && options_.log) *options_.log << "amorsize: running serially in the calling thread\n";
     return make_serial();
   }
 

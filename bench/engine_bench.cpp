@@ -27,10 +27,6 @@ namespace {
 namespace jobs = amorsize::jobs;
 
 /// Seconds on the monotonic clock.
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 /// The synthetic job as a named function object, so every rank and every call sees the same type.
 struct synthetic_fn {
   jobs::synthetic_params params;
@@ -120,16 +116,16 @@ run_result run_auto(const jobs::synthetic_params& params, int forced_workers = 0
   amorsize::optimize_options options;
   if (forced_workers > 0) options.workers_per_node = forced_workers;
   run_result out;
-  const double start = now();
+  const double start = amorsize::monotonic_seconds();
   const auto planned = amorsize::optimize_streaming(fn, items, options);
-  out.plan_seconds = now() - start;
+  out.plan_seconds = amorsize::monotonic_seconds() - start;
   amorsize::pool_options po = amorsize::pool(planned).options();
   if (forced_workers > 0) po.workers_per_node = {forced_workers};
   amorsize::pool workers(po);
-  const double run_start = now();
+  const double run_start = amorsize::monotonic_seconds();
   auto records = planned.use_ordered ? workers.imap(fn, planned) : workers.imap_unordered(fn, planned);
   drain(records, out);
-  out.run_seconds = now() - run_start;
+  out.run_seconds = amorsize::monotonic_seconds() - run_start;
   out.sampling_seconds = planned.profile.sampling_seconds;
   out.plan = planned;
   return out;
@@ -145,10 +141,10 @@ run_result run_fixed(const jobs::synthetic_params& params, const std::vector<int
   po.use_ordered = ordered;
   amorsize::pool workers(po);
   run_result out;
-  const double start = now();
+  const double start = amorsize::monotonic_seconds();
   auto records = ordered ? workers.imap(fn, items, chunksize) : workers.imap_unordered(fn, items, chunksize);
   drain(records, out);
-  out.run_seconds = now() - start;
+  out.run_seconds = amorsize::monotonic_seconds() - start;
   return out;
 }
 
@@ -386,11 +382,11 @@ int main(int argc, char** argv) {
   const bench_options& o = *parsed;
 
   // A first plan probes the machine and measures the overheads once per process, so no section pays for it.
-  const double warm_start = now();
+  const double warm_start = amorsize::monotonic_seconds();
   const auto warm_params = workload(jobs::distribution::constant, 0.1, 0.0, jobs::work_kind::spin, 100);
   const std::vector<std::uint64_t> warm_items = indices(100);
   const amorsize::plan warm = amorsize::optimize_streaming(synthetic_fn{warm_params}, warm_items);
-  const double warm_seconds = now() - warm_start;
+  const double warm_seconds = amorsize::monotonic_seconds() - warm_start;
   if (root) {
     const amorsize::plan_profile& pr = warm.profile;
     std::printf("amorsize engine benchmark (%s run, %zu items of 10 ms as the base count)\n", o.quick ? "quick" : "full",
@@ -403,14 +399,14 @@ int main(int argc, char** argv) {
     std::printf("load average at start: %s (other work on the machine skews every figure)\n", load_average().c_str());
     std::fflush(stdout);
   }
-  const double start = now();
+  const double start = amorsize::monotonic_seconds();
   if (o.section == 0 || o.section == 1) efficiency_section(o, root);
   if (root) std::fflush(stdout);
   if (o.section == 0 || o.section == 2) throughput_section(o, root);
   if (root) std::fflush(stdout);
   if (o.section == 0 || o.section == 3) prediction_section(o, root);
   if (root) {
-    std::printf("\ntotal %.1f s; load average at end: %s\n", now() - start, load_average().c_str());
+    std::printf("\ntotal %.1f s; load average at end: %s\n", amorsize::monotonic_seconds() - start, load_average().c_str());
   }
   return 0;
 }

@@ -9,10 +9,6 @@
 namespace amorsize {
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 /// Start-up and round-trip costs assumed when the caller turns the benchmarks off (seen on these machines).
 constexpr double assumed_spawn_per_worker = 0.5e-3;
 constexpr double assumed_round_trip = 50e-6;
@@ -65,13 +61,13 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
                        const std::function<sample_stats()>& sample_on_root) {
   session& s = session::current();
   // Collective steps first, on every rank: they are cached after the first call.
-  const double probe_start = now();
+  const double probe_start = monotonic_seconds();
   probe_node();
-  const double probe_seconds = now() - probe_start;
-  const double layout_start = now();
+  const double probe_seconds = monotonic_seconds() - probe_start;
+  const double layout_start = monotonic_seconds();
   const cluster_layout& layout = s.layout();
   const mpi_links links = s.mpi() ? s.links() : mpi_links{};
-  const double cluster_seconds = now() - layout_start;
+  const double cluster_seconds = monotonic_seconds() - layout_start;
 
   nlohmann::json message;
   plan result;
@@ -79,15 +75,15 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
     try {
       model_inputs in;
       in.work = sample_on_root();
-      const double model_start = now();
+      const double model_start = monotonic_seconds();
       std::vector<std::string> notes;
       in.cluster = layout;
       in.links = links;
-      const double benchmark_start = now();
+      const double benchmark_start = monotonic_seconds();
       // Without a launcher the work runs in forked processes: measure what they cost. Under MPI
       // the ranks run already, and forking after MPI_Init is unsafe.
       if (!s.mpi()) in.local = local_costs(options, notes);
-      const double benchmark_seconds = now() - benchmark_start + cluster_seconds;
+      const double benchmark_seconds = monotonic_seconds() - benchmark_start + cluster_seconds;
       in.request.mode = mode;
       in.request.total_items = total_items;
       in.request.target_chunk_duration = options.target_chunk_duration;
@@ -112,7 +108,7 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
       result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
       result.profile.probe_seconds = probe_seconds;
       result.profile.benchmark_seconds = benchmark_seconds;
-      result.profile.planning_seconds = probe_seconds + cluster_seconds + (now() - model_start);
+      result.profile.planning_seconds = probe_seconds + cluster_seconds + (monotonic_seconds() - model_start);
       message = {{"plan", result.to_json()}};
     } catch (const error& e) {
       message = {{"error", e.what()}, {"code", static_cast<int>(e.code())}};

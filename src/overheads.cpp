@@ -1,4 +1,5 @@
 #include <amorsize/overheads.hpp>
+#include <amorsize/sample.hpp>
 
 #include "engine/worker_process.hpp"
 
@@ -11,10 +12,6 @@
 
 namespace amorsize {
 namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 /// The child's whole life: say it is ready, then answer each length-prefixed message with one
 /// byte until the parent hangs up; returns its exit status. Only async-signal-safe calls: the
@@ -55,12 +52,12 @@ bool wait_ready(const echo_worker& w) {
 /// Seconds to start `count` worker processes, see each ready, and stop them all; negative on failure.
 double pool_cycle_seconds(int count) {
   std::vector<echo_worker> pool(static_cast<std::size_t>(count));
-  const double start = now();
+  const double start = monotonic_seconds();
   bool ok = true;
   for (auto& w : pool) ok = ((w = start_worker()).pid > 0) && ok;
   for (auto& w : pool) ok = wait_ready(w) && ok;
   for (auto& w : pool) stop_worker(w);
-  return ok ? now() - start : -1.0;
+  return ok ? monotonic_seconds() - start : -1.0;
 }
 
 /// Seconds for one length-prefixed message of `bytes` bytes and its one-byte answer.
@@ -68,12 +65,12 @@ double round_trip_seconds(const echo_worker& w, std::size_t bytes) {
   static const std::vector<char> payload(256 * 1024, 'x');
   const auto length = static_cast<std::uint32_t>(std::min(bytes, payload.size()));
   char answer = 0;
-  const double start = now();
+  const double start = monotonic_seconds();
   if (!detail::write_all(w.fd, &length, sizeof length) || !detail::write_all(w.fd, payload.data(), length) ||
       !detail::read_all(w.fd, &answer, 1)) {
     return -1.0;
   }
-  return now() - start;
+  return monotonic_seconds() - start;
 }
 
 double median(std::vector<double> v) {
@@ -85,7 +82,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 local_overheads measure_local_overheads_uncached() {
-  const double start = now();
+  const double start = monotonic_seconds();
   local_overheads o;
 
   // Fixed and per-worker start-up cost from pools of one and two processes (minimum of three tries each).
@@ -123,16 +120,16 @@ local_overheads measure_local_overheads_uncached() {
   // Threads: start and join four, twice; keep the cheaper round.
   double per_thread = 1e9;
   for (int round = 0; round < 2; ++round) {
-    const double t0 = now();
+    const double t0 = monotonic_seconds();
     std::array<std::thread, 4> threads;
     for (auto& t : threads) t = std::thread([] {});
     for (auto& t : threads) t.join();
-    per_thread = std::min(per_thread, (now() - t0) / static_cast<double>(threads.size()));
+    per_thread = std::min(per_thread, (monotonic_seconds() - t0) / static_cast<double>(threads.size()));
   }
   o.thread_spawn_per_worker = per_thread;
 
   o.measured = true;
-  o.measure_seconds = now() - start;
+  o.measure_seconds = monotonic_seconds() - start;
   return o;
 }
 

@@ -31,15 +31,25 @@ void sample_stats::summarise() {
   cv = mean_seconds > 0.0 ? stddev / mean_seconds : 0.0;
 }
 
-double process_cpu_seconds() {
+namespace {
+
+double clock_seconds(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+}  // namespace
+
+double monotonic_seconds() { return clock_seconds(CLOCK_MONOTONIC); }
+
+double process_cpu_seconds() { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+
+double thread_cpu_seconds() { return clock_seconds(CLOCK_THREAD_CPUTIME_ID); }
+
 process_reading read_process() {
   process_reading r;
-  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  r.wall_seconds = monotonic_seconds();
   r.cpu_seconds = process_cpu_seconds();
   // /proc/self/stat: fields after the command name (which may hold spaces) start at field 3.
   std::ifstream stat("/proc/self/stat");

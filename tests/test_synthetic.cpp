@@ -375,32 +375,43 @@ TEST_CASE("synthetic: spin keeps `threads` threads runnable, sleep keeps them as
   // Counts are relative to the threads present before (a sanitizer runtime may own some).
   // Only threads that appear during the item count: a sanitizer runtime may own others.
   std::thread([] {}).join();  // ThreadSanitizer starts its background thread with a process's first thread
+  // Besides the most seen at once, count the observations where several threads were runnable:
+  // sleeping threads all wake at their deadline and may wait a moment for a CPU on a busy machine.
+  struct observation {
+    thread_counts most;
+    int looks = 0;
+    int looks_with_several_runnable = 0;
+  };
   const auto observe = [](const synthetic_params& p) {
     const auto before = thread_ids();
     auto done = std::async(std::launch::async, [&p] { return run_item(p, 0); });
-    thread_counts most{};
+    observation seen;
     while (done.wait_for(std::chrono::milliseconds(2)) != std::future_status::ready) {
       const auto now = other_threads(before);
-      most.total = std::max(most.total, now.total);
-      most.runnable = std::max(most.runnable, now.runnable);
+      seen.most.total = std::max(seen.most.total, now.total);
+      seen.most.runnable = std::max(seen.most.runnable, now.runnable);
+      ++seen.looks;
+      if (now.runnable > 1) ++seen.looks_with_several_runnable;
     }
     REQUIRE(done.get().size() == p.result_bytes);
     CHECK(other_threads(before).total == 0);  // the helpers were joined
-    return most;
+    return seen;
   };
   synthetic_params p;
   p.mean_ms = 300.0;
   p.threads = 3;
   const auto spin = observe(p);
-  INFO("spin x3: at most " << spin.total << " other threads, " << spin.runnable << " runnable");
-  CHECK(spin.total == 3);
-  CHECK(spin.runnable == 3);
+  INFO("spin x3: at most " << spin.most.total << " other threads, " << spin.most.runnable << " runnable");
+  CHECK(spin.most.total == 3);
+  CHECK(spin.most.runnable == 3);
 
   p.work = work_kind::sleep;
   const auto sleep = observe(p);
-  INFO("sleep x3: at most " << sleep.total << " other threads, " << sleep.runnable << " runnable");
-  CHECK(sleep.total == 3);
-  CHECK(sleep.runnable <= 1);  // the calling thread may be caught filling the result or waking
+  INFO("sleep x3: at most " << sleep.most.total << " other threads; several runnable in "
+                            << sleep.looks_with_several_runnable << " of " << sleep.looks << " looks");
+  CHECK(sleep.most.total == 3);
+  // Asleep nearly all the time: several runnable only around the start and the wake-up.
+  CHECK(sleep.looks_with_several_runnable * 5 <= sleep.looks);
 }
 
 TEST_CASE("synthetic: sleep takes its duration and uses little CPU", "[synthetic]") {

@@ -45,8 +45,14 @@ struct process_reading {
   double run_delay_seconds = 0.0;         ///< Time the calling thread has waited for a CPU (/proc/thread-self/schedstat).
 };
 
+/// Returns seconds on the monotonic clock.
+double monotonic_seconds();
+
 /// Returns the CPU time of the whole process (all threads), in seconds.
 double process_cpu_seconds();
+
+/// Returns the CPU time of the calling thread, in seconds.
+double thread_cpu_seconds();
 
 /// Reads the process's clocks, thread count and resident size.
 process_reading read_process();

@@ -1,5 +1,6 @@
 #include <amorsize/engine/dispatcher.hpp>
 #include <amorsize/error.hpp>
+#include <amorsize/sample.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -7,12 +8,6 @@
 
 namespace amorsize::engine {
 namespace {
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 /// Adds the CPU time of the enclosing scope to a counter, however the scope is left.
 class cpu_meter {

@@ -15,16 +15,6 @@
 namespace amorsize::runner {
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 /// The synthetic job as a function and a source of item indices.
 struct synthetic_job {
   jobs::synthetic_params params;
@@ -96,7 +86,7 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
   auto report_file = s.is_root() ? open_output(run.report, "--report") : nullptr;
   std::ostream& out = output_file ? *output_file : std::cout;
 
-  const double start = now();
+  const double start = monotonic_seconds();
   auto fn = job.function();
   const auto planned = optimize_streaming(fn, job.items(), options);
   pool_options po = pool(planned).options();
@@ -116,7 +106,7 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
     out << line.dump() << '\n';
   }
   out.flush();
-  const double wall = now() - start;
+  const double wall = monotonic_seconds() - start;
   const run_stats stats = records.stats();
   if (!s.is_root()) return 0;
 

@@ -14,11 +14,6 @@
 
 namespace amorsize::detail {
 
-/// Seconds on the monotonic clock.
-inline double monotonic_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 /// A run's input: the source and the results already known for its first items (from sampling).
 template <class T, class R>
 struct run_input {

@@ -215,15 +215,17 @@ TEST_CASE("stop abandons the chunks workers still hold", "[mpi][engine]") {
       CHECK(backend->wait(10.0).has_value());
       const auto start = steady::now();
       backend->stop();
-      // Each worker finishes the chunk it is running (and perhaps starts one more), not all ten.
-      CHECK(seconds_since(start) < 0.2);
+      // No waiting for every held chunk to run (generous: oversubscribed ranks on a busy machine).
+      CHECK(seconds_since(start) < 1.0);
     }
   } else {
     served = amorsize::engine::serve_chunks(session, [&](const std::string& items, double& compute_seconds) {
       std::this_thread::sleep_for(each);
       return transform(items, compute_seconds);
     });
-    CHECK(served < 4);
+    // Each worker finishes the chunk it is running and drops the rest it holds, not all ten; a
+    // slow root on a busy machine may let a few more run before its stop arrives.
+    CHECK(served < per_worker);
   }
   gather_counts(served, session);
 }

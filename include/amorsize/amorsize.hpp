@@ -7,6 +7,7 @@
 #include <amorsize/optimize.hpp>
 #include <amorsize/overheads.hpp>
 #include <amorsize/plan.hpp>
+#include <amorsize/pool.hpp>
 #include <amorsize/probe.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/schedule.hpp>

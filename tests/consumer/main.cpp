@@ -1,4 +1,4 @@
-// A program outside the amorsize tree that plans a workload through the installed package.
+// A program outside the amorsize tree that plans and runs a workload through the installed package.
 #include <amorsize/amorsize.hpp>
 
 #include <iostream>
@@ -16,6 +16,15 @@ int main() {
   if (!result.serial || replayed != data.size()) {
     std::cerr << "unexpected plan:\n" << result.explain();
     return 1;
+  }
+  // Two worker processes square every item, in order.
+  amorsize::pool pool(2);
+  const auto records = pool.map(square, data);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    if (records.size() != data.size() || records[i].index() != i || *records[i] != data[i] * data[i]) {
+      std::cerr << "pool.map returned a wrong record at " << i << '\n';
+      return 1;
+    }
   }
   std::cout << "consumer: " << result.reason << '\n';
   return 0;

@@ -388,6 +388,8 @@ plan make_plan(const model_inputs& measured) {
     }
   }
 
+  // The backend is settled: the costs it charges are now fixed.
+  const unit_costs costs = costs_of(in);
   out.estimated_speedup = p.speedup;
   const bool forced = rq.workers_per_node || rq.chunksize;
   if (workers == 0) {
@@ -399,8 +401,8 @@ plan make_plan(const model_inputs& measured) {
     out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
                          rq.min_speedup);
     out.reason += format("items take %s while each chunk costs %s to dispatch and each worker %s to start. ",
-                         text::seconds(w.mean_seconds).c_str(), text::seconds(costs_of(in).chunk_root).c_str(),
-                         text::seconds(costs_of(in).startup_per_worker + costs_of(in).startup / workers).c_str());
+                         text::seconds(w.mean_seconds).c_str(), text::seconds(costs.chunk_root).c_str(),
+                         text::seconds(costs.startup_per_worker + costs.startup / workers).c_str());
     out.warnings.push_back("Insufficient speedup: run serially, or give each call more work (batch several items "
                            "into one).");
   } else {
@@ -446,11 +448,10 @@ plan make_plan(const model_inputs& measured) {
   pr.usable_cores = root.usable_cores;
   pr.cpu_quota = root.cpu_quota;
   pr.available_memory = root.available_memory;
-  const unit_costs c = costs_of(in);
-  pr.spawn_cost = c.startup;
-  pr.spawn_cost_per_worker = c.startup_per_worker;
+  pr.spawn_cost = costs.startup;
+  pr.spawn_cost_per_worker = costs.startup_per_worker;
   pr.thread_spawn_cost = in.local.thread_spawn_per_worker;
-  pr.chunk_overhead = c.chunk_root;
+  pr.chunk_overhead = costs.chunk_root;
   pr.latency_same_node = in.links.same_node.latency_seconds;
   pr.bandwidth_same_node = in.links.same_node.bandwidth_bytes_per_second;
   pr.latency_other_node = in.links.other_node.latency_seconds;

@@ -44,11 +44,8 @@ TEST_CASE("measuring local overheads leaves no child process behind", "[overhead
 TEST_CASE("measure_local_overheads measures once and then answers from its cache", "[overheads]") {
   const local_overheads& first = measure_local_overheads();
   CHECK(first.measured);
-  const auto start = std::chrono::steady_clock::now();
   const local_overheads& second = measure_local_overheads();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(&first == &second);
-  CHECK(seconds < 1e-3);
   CHECK(second.chunk_round_trip == first.chunk_round_trip);
   CHECK(second.measure_seconds == first.measure_seconds);
 }

@@ -284,9 +284,10 @@ TEST_CASE("the root waits for a slow chunk without spinning a core", "[mpi][engi
       const auto event = backend->wait(10.0);
       CHECK(event.has_value());
     } else {
-      // No worker: the wait runs out, neither early nor much late.
+      // No worker: the wait runs out, not early, and ends rather than hanging (the upper bound is
+      // loose: an oversubscribed rank may be descheduled for a while).
       CHECK_FALSE(backend->wait(0.3).has_value());
-      CHECK(seconds_since(start) < 0.35);
+      CHECK(seconds_since(start) < 3.0);
     }
     const double wall = seconds_since(start);
     const double share = (thread_cpu_seconds() - cpu_start) / wall;

@@ -108,9 +108,8 @@ TEST_CASE("the layout accounts for every rank and is the same on every rank", "[
   const std::string mine = describe(layout);
   CHECK(session.broadcast(mine) == mine);
 
-  const auto start = steady::now();
+  // A second call answers from the cache: the same object, not a new gathering.
   CHECK(&session.layout() == &layout);
-  CHECK(seconds_since(start) < 1e-3);
 }
 
 TEST_CASE("a broadcast carries the root's text to every rank", "[mpi]") {
@@ -171,9 +170,8 @@ TEST_CASE("links are measured when there is a partner and are the same on every 
   const std::string mine = describe(links.same_node) + " | " + describe(links.other_node);
   CHECK(session.broadcast(mine) == mine);
 
-  const auto start = steady::now();
+  // A second call answers from the cache (it measures nothing), not by measuring again.
   const amorsize::mpi_links& cached = session.links();
-  CHECK(seconds_since(start) < 1e-3);
   CHECK(cached.measure_seconds == 0.0);
   CHECK(describe(cached.same_node) == describe(links.same_node));
   CHECK(describe(cached.other_node) == describe(links.other_node));

@@ -276,8 +276,8 @@ plan make_plan(const model_inputs& measured) {
   const cluster_layout& cl = in.cluster;
   plan out;
   out.mode = rq.mode;
+  const bool backend_asked = !cl.mpi && rq.backend.has_value();
   if (cl.mpi) in.request.backend = backend_kind::mpi;
-  const bool backend_forced = in.request.backend.has_value();
   if (!in.request.backend) in.request.backend = backend_kind::processes;
   out.backend = *in.request.backend;
 
@@ -299,7 +299,7 @@ plan make_plan(const model_inputs& measured) {
     const double transfer_share = w.mean_seconds > 0.0 ? c.item_bytes_time / w.mean_seconds : 0.0;
     const double startup = c.startup + workers * c.startup_per_worker;
     const double startup_share = rest && p.parallel_seconds > 0.0 ? startup / p.parallel_seconds : 0.0;
-    if (backend_forced) {
+    if (backend_asked) {
       out.reason += format("Local %s, as asked. ", std::string(to_string(out.backend)).c_str());
     } else if (transfer_share > 0.1 || startup_share > 0.1) {
       in.request.backend = out.backend = backend_kind::threads;
@@ -391,7 +391,9 @@ plan make_plan(const model_inputs& measured) {
   // The backend is settled: the costs it charges are now fixed.
   const unit_costs costs = costs_of(in);
   out.estimated_speedup = p.speedup;
-  const bool forced = rq.workers_per_node || rq.chunksize;
+  // Workers, a chunk size or a local backend that the caller asked for are run as asked, even
+  // where serial would do as well.
+  const bool forced = rq.workers_per_node || rq.chunksize || backend_asked;
   if (workers == 0) {
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";

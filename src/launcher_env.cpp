@@ -2,6 +2,9 @@
 #include <amorsize/session.hpp>
 
 #include <array>
+#include <charconv>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace amorsize {
@@ -17,6 +20,21 @@ bool launched_by_mpi(const env_lookup& env) {
     }
   }
   return false;
+}
+
+std::optional<int> launcher_rank(const env_lookup& env) {
+  // Open MPI's mpirun, PMIx (srun --mpi=pmix) and PMI-1/2 launchers, in that order.
+  constexpr std::array<std::string_view, 3> rank_variables{"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+  for (std::string_view name : rank_variables) {
+    if (const std::optional<std::string> value = env(name)) {
+      int rank = 0;
+      const auto [end, failure] = std::from_chars(value->data(), value->data() + value->size(), rank);
+      if (failure == std::errc() && end == value->data() + value->size()) {
+        return rank;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace amorsize

@@ -324,12 +324,12 @@ std::string host_name() {
   return name.data();
 }
 
-std::optional<std::string> real_env(std::string_view name) {
+}  // namespace
+
+std::optional<std::string> environment_variable(std::string_view name) {
   const char* const value = std::getenv(std::string(name).c_str());
   return value == nullptr ? std::nullopt : std::optional<std::string>(value);
 }
-
-}  // namespace
 
 // -----------------------------------------------------------------------------------------------
 // Parsers.
@@ -545,7 +545,7 @@ node_facts probe_node_uncached() {
   facts.available_memory =
       std::min({available.value_or(sysconf_bytes(_SC_AVPHYS_PAGES)), limit.headroom, facts.total_memory});
 
-  facts.slurm = parse_slurm_env(real_env);
+  facts.slurm = parse_slurm_env(environment_variable);
   facts.usable_cores = usable_cores(facts);
   facts.probe_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return facts;

@@ -72,13 +72,15 @@ process_reading read_process() {
       r.resident_bytes = static_cast<std::uint64_t>(rss_pages) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
     }
   }
-  // schedstat: time on a CPU, time waiting for one, time slices (ns). A busy machine makes a
-  // compute-bound call wait: that wait is demand for a core, not idleness.
+  return r;
+}
+
+double thread_run_delay_seconds() {
+  // schedstat: time on a CPU, time waiting for one, time slices (ns).
   std::ifstream schedstat("/proc/thread-self/schedstat");
   unsigned long long on_cpu = 0;
   unsigned long long waiting = 0;
-  if (schedstat >> on_cpu >> waiting) r.run_delay_seconds = static_cast<double>(waiting) * 1e-9;
-  return r;
+  return schedstat >> on_cpu >> waiting ? static_cast<double>(waiting) * 1e-9 : 0.0;
 }
 
 bool reset_peak_memory() {

@@ -7,7 +7,6 @@
 #include <amorsize/session.hpp>
 
 #include <atomic>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,14 +39,6 @@ inline session& current() {
   }
   static session process_wide;
   return process_wide;
-}
-
-/// Looks variables up in this process's environment.
-inline env_lookup process_env() {
-  return [](std::string_view name) -> std::optional<std::string> {
-    const char* value = std::getenv(std::string(name).c_str());
-    return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
-  };
 }
 
 /// Returns the layout of a run without MPI: this node, one rank.

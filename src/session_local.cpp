@@ -16,7 +16,7 @@ struct session::impl {
 
 session::session() : impl_(std::make_unique<impl>()) {
   session_detail::claim(*this);
-  if (launched_by_mpi(session_detail::process_env())) {
+  if (launched_by_mpi(environment_variable)) {
     static std::once_flag warned;
     std::call_once(warned, [] {
       std::cerr << "amorsize: warning: started by an MPI launcher, but this build has no MPI "

@@ -415,7 +415,7 @@ struct session::impl {
     int initialized = 0;
     check(MPI_Initialized(&initialized), "MPI_Initialized");
     // Without a launcher MPI stays down, so a local pool may fork; MPI the user started is used as is.
-    if (initialized == 0 && !launched_by_mpi(session_detail::process_env())) {
+    if (initialized == 0 && !launched_by_mpi(environment_variable)) {
       return;
     }
     if (mpi_finalized()) {

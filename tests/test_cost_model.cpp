@@ -250,6 +250,20 @@ TEST_CASE("forced workers and chunk size are obeyed and explained", "[cost_model
   CHECK(mentions(p, "serial would do as well"));
 }
 
+TEST_CASE("a local backend that was asked for runs in parallel even where serial would do", "[cost_model]") {
+  for (const backend_kind asked : {backend_kind::processes, backend_kind::threads}) {
+    model_inputs in = local_inputs(1e-6, 1000);
+    in.request.backend = asked;
+    const plan p = make_plan(in);
+    INFO(to_string(asked));
+    CHECK_FALSE(p.serial);
+    CHECK(p.backend == asked);
+    CHECK(p.n_jobs >= 1);
+    CHECK(mentions(p, "as asked"));
+    CHECK(mentions(p, "serial would do as well"));
+  }
+}
+
 TEST_CASE("the root that dispatches tiny chunks keeps a core for itself", "[cost_model]") {
   model_inputs in = local_inputs(50e-6, 10000000, 4);
   in.local.chunk_round_trip = 200e-6;

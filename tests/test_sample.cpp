@@ -7,6 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -138,6 +142,38 @@ TEST_CASE("run_sample sees a function that computes on two threads", "[sample]")
   CHECK(best.cpu_per_wall > 1.3);
   CHECK(best.cpu_per_wall < 2.5);  // two threads cannot use more than two cores
   CHECK(best.threads_inside >= 2);
+}
+
+// On a machine busier than its cores, a one-threaded call waits for a CPU between its own time
+// slices: that wait is counted as demand, but never as more than the call's own wall time, so the
+// call is not mistaken for one that runs threads inside.
+TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[sample]") {
+  const unsigned hogs = 2 * std::max(1U, std::thread::hardware_concurrency());
+  std::vector<pid_t> children;
+  for (unsigned i = 0; i < hogs; ++i) {
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      std::atomic<std::uint64_t> spins{0};
+      for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+    }
+    children.push_back(pid);
+  }
+  auto spin_one_ms = [](const int& x) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+    std::uint64_t spins = 0;
+    while (std::chrono::steady_clock::now() < until) ++spins;
+    return x + static_cast<int>(spins % 2);
+  };
+  auto src = numbers(20);
+  const sample_stats s = detail::run_sample(spin_one_ms, src, 20).stats;
+  for (const pid_t pid : children) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  INFO("CPU / wall " << s.cpu_per_wall << " with " << hogs << " spinning processes beside it");
+  CHECK(s.cpu_per_wall < 1.2);
+  CHECK(s.threads_inside == 1);
 }
 
 // A pool the function leaves running counts as threads inside it, even while they sleep.

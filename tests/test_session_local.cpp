@@ -4,7 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,12 +20,7 @@ amorsize::env_lookup canned_env(std::map<std::string, std::string> variables) {
   };
 }
 
-bool under_launcher() {
-  return amorsize::launched_by_mpi([](std::string_view name) -> std::optional<std::string> {
-    const char* value = std::getenv(std::string(name).c_str());
-    return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
-  });
-}
+bool under_launcher() { return amorsize::launched_by_mpi(amorsize::environment_variable); }
 
 }  // namespace
 
@@ -46,6 +40,18 @@ TEST_CASE("launched_by_mpi ignores MPI settings and a Slurm job without srun", "
                                                     {"SLURM_JOB_ID", "42"},
                                                     {"SLURM_NTASKS", "4"},
                                                     {"SLURM_CPUS_ON_NODE", "2"}})));
+}
+
+TEST_CASE("launcher_rank reads the rank that mpirun, srun or a PMI launcher gives", "[session]") {
+  CHECK(amorsize::launcher_rank(canned_env({})) == std::nullopt);
+  CHECK(amorsize::launcher_rank(canned_env({{"OMPI_COMM_WORLD_RANK", "3"}})) == std::optional<int>(3));
+  CHECK(amorsize::launcher_rank(canned_env({{"PMIX_RANK", "0"}})) == std::optional<int>(0));
+  CHECK(amorsize::launcher_rank(canned_env({{"PMI_RANK", "12"}})) == std::optional<int>(12));
+  // Open MPI's own variable wins; text that is not a number is not a rank.
+  CHECK(amorsize::launcher_rank(canned_env({{"OMPI_COMM_WORLD_RANK", "1"}, {"PMIX_RANK", "0"}})) ==
+        std::optional<int>(1));
+  CHECK(amorsize::launcher_rank(canned_env({{"PMIX_RANK", "x"}, {"PMI_RANK", "4"}})) == std::optional<int>(4));
+  CHECK(amorsize::launcher_rank(canned_env({{"PMI_RANK", ""}})) == std::nullopt);
 }
 
 TEST_CASE("a session without a launcher is one rank on one node", "[session]") {

@@ -45,6 +45,9 @@ node_facts probe_node_uncached();
 /// Looks up an environment variable; returns nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
 
+/// Looks a variable up in this process's environment; nullopt when unset.
+std::optional<std::string> environment_variable(std::string_view name);
+
 /// Parses cgroup v2 `cpu.max` ("max 100000" -> 0, "200000 100000" -> 2.0).
 double parse_cgroup_v2_cpu_max(std::string_view text);
 

@@ -42,7 +42,6 @@ struct process_reading {
   double cpu_seconds = 0.0;               ///< CPU time of the whole process (all threads).
   int threads = 1;                        ///< Threads alive in the process.
   std::uint64_t resident_bytes = 0;       ///< Current resident set size.
-  double run_delay_seconds = 0.0;         ///< Time the calling thread has waited for a CPU (/proc/thread-self/schedstat).
 };
 
 /// Returns seconds on the monotonic clock.
@@ -53,6 +52,9 @@ double process_cpu_seconds();
 
 /// Returns the CPU time of the calling thread, in seconds.
 double thread_cpu_seconds();
+
+/// Returns the time the calling thread has waited for a CPU (/proc/thread-self/schedstat), in seconds; 0 if unknown.
+double thread_run_delay_seconds();
 
 /// Reads the process's clocks, thread count and resident size.
 process_reading read_process();

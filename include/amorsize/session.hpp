@@ -5,12 +5,16 @@
 #include <amorsize/probe.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace amorsize {
 
 /// Returns true when the environment shows an MPI launcher (mpirun/mpiexec, srun with PMI/PMIx).
 bool launched_by_mpi(const env_lookup& env);
+
+/// Returns this process's rank as the launcher's environment gives it; nullopt without a launcher.
+std::optional<int> launcher_rank(const env_lookup& env);
 
 /// One per process: initialises MPI when launched by mpirun/srun, finalises it when destroyed.
 ///

@@ -2,8 +2,10 @@
 
 #include "commands.hpp"
 
-#include <cstdlib>
+#include <amorsize/session.hpp>
+
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace {
@@ -15,10 +17,8 @@ constexpr const char* known_jobs = "synthetic";
 
 /// True when this process is rank 0 of a launcher or runs alone: only it prints messages.
 bool prints_messages() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"}) {
-    if (const char* value = std::getenv(name)) return std::string(value) == "0";
-  }
-  return true;
+  const std::optional<int> rank = amorsize::launcher_rank(amorsize::environment_variable);
+  return !rank.has_value() || *rank == 0;
 }
 
 /// Throws a usage error unless `job` is a built-in job.

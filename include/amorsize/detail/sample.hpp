@@ -114,6 +114,8 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     const double peak_before = peak_resettable ? static_cast<double>(peak_memory_bytes()) : 0.0;
     std::optional<R> result;
     // Clocks are read right around the call; /proc is read outside them.
+    const double delay_start = thread_run_delay_seconds();
+    const double thread_cpu_start = thread_cpu_seconds();
     const double cpu_start = process_cpu_seconds();
     const auto wall_start = std::chrono::steady_clock::now();
     try {
@@ -123,11 +125,16 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     const double cpu = process_cpu_seconds() - cpu_start;
+    const double thread_cpu = thread_cpu_seconds() - thread_cpu_start;
+    const double delay = thread_run_delay_seconds() - delay_start;
     const process_reading after = read_process();
     if (result) {
       out.stats.item_seconds.push_back(wall);
       wall_total += wall;
-      cpu_total += cpu + std::max(0.0, after.run_delay_seconds - before.run_delay_seconds);
+      // On a busy machine a compute-bound call waits for a core: that wait is demand, not
+      // idleness. The calling thread cannot have waited longer than the call took beyond its own
+      // CPU time; the bound drops waits taken while the clocks themselves were read.
+      cpu_total += cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu));
       // Threads the call left alive (a pool it started) count as threads inside the function.
       out.stats.threads_inside = std::max(out.stats.threads_inside, 1 + std::max(0, after.threads - before.threads));
       const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);

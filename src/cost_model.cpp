@@ -424,6 +424,12 @@ plan make_plan(const model_inputs& measured) {
     out.backend = backend_kind::serial;
     out.n_jobs = 1;
   }
+  // Other work on the root's node takes cores the model counted on, and timings measured now.
+  if (root.load_average > root.usable_cores + 0.5) {
+    out.warnings.push_back(format("Busy machine: the root's node has a load average of %.1f on %d usable cores. The "
+                                  "workers will share them with other work, so the run may be slower than predicted.",
+                                  root.load_average, root.usable_cores));
+  }
   if (p.root_load > 0.9 && !out.serial) {
     out.warnings.push_back(format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items "
                                   "would help.", 100.0 * p.root_load));
@@ -449,6 +455,7 @@ plan make_plan(const model_inputs& measured) {
   pr.logical_cores = root.logical_cores;
   pr.usable_cores = root.usable_cores;
   pr.cpu_quota = root.cpu_quota;
+  pr.load_average = root.load_average;
   pr.available_memory = root.available_memory;
   pr.spawn_cost = costs.startup;
   pr.spawn_cost_per_worker = costs.startup_per_worker;

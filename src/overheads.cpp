@@ -112,7 +112,8 @@ local_overheads measure_local_overheads_uncached() {
       const double t = round_trip_seconds(w, 256 * 1024);
       if (t > 0.0) big = std::min(big, t);
     }
-    const double transfer = big - o.chunk_round_trip;
+    // The fastest large trip less the fastest small one: both as undisturbed as this machine allows.
+    const double transfer = big - *std::min_element(trips.begin(), trips.end());
     o.pipe_bandwidth = transfer > 0.0 ? 256.0 * 1024.0 / transfer : 0.0;
   }
   stop_worker(w);

@@ -42,6 +42,7 @@ void each_profile_field(Profile& p, Visit&& visit) {
   visit("physical_cores", p.physical_cores);
   visit("logical_cores", p.logical_cores);
   visit("usable_cores", p.usable_cores);
+  visit("load_average", p.load_average);
   visit("cpu_quota", p.cpu_quota);
   visit("available_memory", p.available_memory);
   visit("spawn_cost", p.spawn_cost);
@@ -158,10 +159,11 @@ std::string plan::explain() const {
   out << format("  bytes in / out     %s / %s per item (serialization %s)\n", text::bytes(p.input_bytes).c_str(),
                 text::bytes(p.result_bytes).c_str(), text::seconds(p.serialize_seconds).c_str());
   out << format("  memory per call    %s\n", text::bytes(static_cast<double>(p.memory_per_call)).c_str());
-  out << format("Machine: %d node%s, %d rank%s; root's node: %d usable of %d physical / %d logical cores, %s "
-                "available\n",
+  out << format("Machine: %d node%s, %d rank%s; root's node: %d usable of %d physical / %d logical cores, load "
+                "average %.2f, %s available\n",
                 p.nodes, p.nodes == 1 ? "" : "s", p.world_size, p.world_size == 1 ? "" : "s", p.usable_cores,
-                p.physical_cores, p.logical_cores, text::bytes(static_cast<double>(p.available_memory)).c_str());
+                p.physical_cores, p.logical_cores, p.load_average,
+                text::bytes(static_cast<double>(p.available_memory)).c_str());
   out << format("Overheads: start %s + %s per worker, chunk round trip %s", text::seconds(p.spawn_cost).c_str(),
                 text::seconds(p.spawn_cost_per_worker).c_str(), text::seconds(p.chunk_overhead).c_str());
   if (p.latency_same_node > 0.0) {

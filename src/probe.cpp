@@ -402,6 +402,17 @@ std::uint64_t parse_meminfo_total(std::string_view meminfo) {
   return *total;
 }
 
+double parse_loadavg(std::string_view text) {
+  const std::string_view first = split(trim(text), ' ').front();
+  double value = 0.0;
+  const auto* const end = first.data() + first.size();
+  const auto [stop, status] = std::from_chars(first.data(), end, value);
+  if (first.empty() || status != std::errc{} || stop != end || !(value >= 0.0)) {
+    throw input_error("/proc/loadavg starts with " + quoted(first) + "; expected the 1-minute load average, such as 0.52");
+  }
+  return value;
+}
+
 std::optional<std::uint64_t> parse_cgroup_memory_limit(std::string_view text) {
   text = trim(text);
   if (text == "max") {
@@ -547,6 +558,7 @@ node_facts probe_node_uncached() {
 
   facts.slurm = parse_slurm_env(environment_variable);
   facts.usable_cores = usable_cores(facts);
+  facts.load_average = read_and_parse("/proc/loadavg", parse_loadavg).value_or(0.0);
   facts.probe_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return facts;
 }

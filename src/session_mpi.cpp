@@ -190,6 +190,7 @@ void visit_fields(Facts& facts, Visit&& visit) {
   visit("total_memory", facts.total_memory);
   visit("available_memory", facts.available_memory);
   visit("usable_cores", facts.usable_cores);
+  visit("load_average", facts.load_average);
   visit("probe_seconds", facts.probe_seconds);
   visit("slurm_present", facts.slurm.present);
   visit("slurm_job_id", facts.slurm.job_id);

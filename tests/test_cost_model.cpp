@@ -119,6 +119,17 @@ TEST_CASE("varying item times give smaller, decreasing chunks and unordered stre
   CHECK(mentions(b, "vary"));
 }
 
+TEST_CASE("a busy root node gives a warning that the run may be slower than predicted", "[cost_model]") {
+  model_inputs in = local_inputs(10e-3, 10000, 2);
+  in.cluster.nodes.front().load_average = 1.9;  // this process and a little more: not busy
+  CHECK_FALSE(mentions(make_plan(in), "Busy machine"));
+  in.cluster.nodes.front().load_average = 6.3;
+  const plan p = make_plan(in);
+  CHECK(mentions(p, "Busy machine: the root's node has a load average of 6.3 on 2 usable cores"));
+  CHECK(p.n_jobs == 2);  // a warning only: the cores are still counted
+  CHECK(p.profile.load_average == 6.3);
+}
+
 TEST_CASE("threads inside the function mean fewer workers and a nested-parallelism warning", "[cost_model]") {
   model_inputs in = local_inputs(10e-3, 10000);
   in.work.cpu_per_wall = 3.9;

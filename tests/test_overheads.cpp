@@ -25,7 +25,7 @@ TEST_CASE("measure_local_overheads_uncached measures plausible costs", "[overhea
   CHECK(o.thread_spawn_per_worker > 0.0);
   CHECK(o.thread_spawn_per_worker < 10e-3);
   CHECK(o.measure_seconds > 0.0);
-  CHECK(o.measure_seconds < 0.5);
+  CHECK(o.measure_seconds < 5.0);  // a runaway; milliseconds on an idle machine, more under sanitizers
 }
 
 // Every forked echo worker is reaped: no zombie or running child is left to this process.

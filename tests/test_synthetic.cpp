@@ -423,12 +423,12 @@ TEST_CASE("synthetic: spin keeps `threads` threads runnable, sleep keeps them as
 TEST_CASE("synthetic: sleep takes its duration and uses little CPU", "[synthetic]") {
   synthetic_params p;
   p.work = work_kind::sleep;
-  p.mean_ms = 100.0;  // long enough that starting threads (slow under sanitizers) is a small share
+  p.mean_ms = 250.0;  // long enough that starting threads (slow under sanitizers) is a small share
   for (const int threads : {1, 4}) {
     p.threads = threads;
     const auto t = time_item(p, 3);
-    INFO("sleep 100 ms x" << threads << ": wall " << t.wall * 1e3 << " ms, cpu " << t.cpu * 1e3 << " ms");
-    CHECK(t.wall >= 0.100);
+    INFO("sleep 250 ms x" << threads << ": wall " << t.wall * 1e3 << " ms, cpu " << t.cpu * 1e3 << " ms");
+    CHECK(t.wall >= 0.250);
     CHECK(t.cpu < 0.25 * t.wall);
   }
 }

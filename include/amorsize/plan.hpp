@@ -54,6 +54,7 @@ struct plan_profile {
   int logical_cores = 1;                    ///< Hardware threads of the root's node.
   int usable_cores = 1;                     ///< Cores worth planning on at the root's node (quota, affinity, Slurm).
   double cpu_quota = 0.0;                   ///< cgroup CPU quota of the root's node (0: none).
+  double load_average = 0.0;                ///< 1-minute load average of the root's node when probed.
   std::uint64_t available_memory = 0;       ///< Bytes available on the root's node.
   // The overheads.
   double spawn_cost = 0.0;                  ///< Fixed seconds to start the worker pool.

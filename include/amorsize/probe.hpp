@@ -33,6 +33,7 @@ struct node_facts {
   std::uint64_t available_memory = 0;  ///< Bytes that can be allocated now (MemAvailable, cut by the cgroup limit).
   slurm_allocation slurm;               ///< The Slurm allocation, if any.
   int usable_cores = 1;                 ///< Cores worth planning on: physical cores cut by quota and Slurm CPUs.
+  double load_average = 0.0;            ///< Threads running or waiting for a CPU, 1-minute average (/proc/loadavg) when probed.
   double probe_seconds = 0.0;           ///< Time the first probe took.
 };
 
@@ -62,6 +63,9 @@ std::uint64_t parse_meminfo_available(std::string_view meminfo);
 
 /// Returns MemTotal in bytes from /proc/meminfo text.
 std::uint64_t parse_meminfo_total(std::string_view meminfo);
+
+/// Returns the 1-minute load average from /proc/loadavg text ("0.52 0.58 0.59 1/467 12345" -> 0.52).
+double parse_loadavg(std::string_view text);
 
 /// Parses a cgroup memory limit ("max" or a huge v1 value -> nullopt, else bytes).
 std::optional<std::uint64_t> parse_cgroup_memory_limit(std::string_view text);

@@ -46,8 +46,8 @@ run_it --items 50 --mean-ms 1 --fail-every 10 --output "$work/errors.jsonl"
 check_indices "$work/errors.jsonl" 50
 [[ $(grep -c '"error":"synthetic failure' "$work/errors.jsonl") -eq 5 ]] || fail "expected 5 error records"
 
-# Stop at the first error: still one record per item.
-run_it --items 50 --mean-ms 1 --fail-every 10 --on-error stop --output "$work/stop.jsonl" --chunksize 2
+# Stop at the first error: still one record per item. Ordered, so the first error to arrive is item 9.
+run_it --items 50 --mean-ms 1 --fail-every 10 --on-error stop --ordered --output "$work/stop.jsonl" --chunksize 2
 [[ $status -eq 7 ]] || fail "a stopped run exited $status, expected 7"
 check_indices "$work/stop.jsonl" 50
 grep -q '"error":"not run: stopped after item 9 failed"' "$work/stop.jsonl" || fail "no 'not run' records after a stop"

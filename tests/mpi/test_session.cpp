@@ -152,7 +152,7 @@ TEST_CASE("links are measured when there is a partner and are the same on every 
       CHECK(link->partner_rank > 0);
       CHECK(link->partner_rank < session.size());
       CHECK(link->latency_seconds > 0.0);
-      CHECK(link->latency_seconds < 0.01);
+      CHECK(link->latency_seconds < 0.05);  // microseconds when idle; oversubscribed ranks wait their turn
       CHECK(link->bandwidth_bytes_per_second > 0.0);
     }
   }
@@ -165,7 +165,7 @@ TEST_CASE("links are measured when there is a partner and are the same on every 
   // Another test may have measured first; then this call is already the cached one. The bound is
   // loose: an idle machine measures in a few milliseconds, a busy one cuts the measurement short.
   CHECK(links.measure_seconds >= 0.0);
-  CHECK(links.measure_seconds < 0.5);
+  CHECK(links.measure_seconds < 2.0);
 
   const std::string mine = describe(links.same_node) + " | " + describe(links.other_node);
   CHECK(session.broadcast(mine) == mine);

@@ -53,6 +53,9 @@ double process_cpu_seconds();
 /// Returns the CPU time of the calling thread, in seconds.
 double thread_cpu_seconds();
 
+/// Returns how often the calling thread has given up its CPU by blocking (sleep, I/O, a lock, a join).
+long thread_voluntary_switches();
+
 /// Returns the time the calling thread has waited for a CPU (/proc/thread-self/schedstat), in seconds; 0 if unknown.
 double thread_run_delay_seconds();
 

@@ -114,6 +114,7 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     const double peak_before = peak_resettable ? static_cast<double>(peak_memory_bytes()) : 0.0;
     std::optional<R> result;
     // Clocks are read right around the call; /proc is read outside them.
+    const long blocks_start = thread_voluntary_switches();
     const double delay_start = thread_run_delay_seconds();
     const double thread_cpu_start = thread_cpu_seconds();
     const double cpu_start = process_cpu_seconds();
@@ -127,14 +128,18 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     const double cpu = process_cpu_seconds() - cpu_start;
     const double thread_cpu = thread_cpu_seconds() - thread_cpu_start;
     const double delay = thread_run_delay_seconds() - delay_start;
+    const bool blocked = thread_voluntary_switches() != blocks_start;
     const process_reading after = read_process();
     if (result) {
       out.stats.item_seconds.push_back(wall);
       wall_total += wall;
       // On a busy machine a compute-bound call waits for a core: that wait is demand, not
       // idleness. The calling thread cannot have waited longer than the call took beyond its own
-      // CPU time; the bound drops waits taken while the clocks themselves were read.
-      cpu_total += cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu));
+      // CPU time; the bound drops waits taken while the clocks themselves were read. A calling
+      // thread that never blocked wanted a core all along, even where its CPU clock fell behind
+      // (time the hypervisor stole from a virtual machine is on neither clock).
+      const double demand = cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu));
+      cpu_total += blocked ? demand : std::max(demand, wall);
       // Threads the call left alive (a pool it started) count as threads inside the function.
       out.stats.threads_inside = std::max(out.stats.threads_inside, 1 + std::max(0, after.threads - before.threads));
       const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);

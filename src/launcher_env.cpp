@@ -1,8 +1,9 @@
 // Launcher detection, shared by the MPI and the local session.
 #include <amorsize/session.hpp>
 
+#include "text.hpp"
+
 #include <array>
-#include <charconv>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,9 +28,7 @@ std::optional<int> launcher_rank(const env_lookup& env) {
   constexpr std::array<std::string_view, 3> rank_variables{"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
   for (std::string_view name : rank_variables) {
     if (const std::optional<std::string> value = env(name)) {
-      int rank = 0;
-      const auto [end, failure] = std::from_chars(value->data(), value->data() + value->size(), rank);
-      if (failure == std::errc() && end == value->data() + value->size()) {
+      if (const std::optional<int> rank = text::parse_number<int>(*value)) {
         return rank;
       }
     }

@@ -42,8 +42,8 @@ void each_profile_field(Profile& p, Visit&& visit) {
   visit("physical_cores", p.physical_cores);
   visit("logical_cores", p.logical_cores);
   visit("usable_cores", p.usable_cores);
-  visit("load_average", p.load_average);
   visit("cpu_quota", p.cpu_quota);
+  visit("load_average", p.load_average);
   visit("available_memory", p.available_memory);
   visit("spawn_cost", p.spawn_cost);
   visit("spawn_cost_per_worker", p.spawn_cost_per_worker);

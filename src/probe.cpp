@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -21,12 +20,15 @@
 #include <vector>
 
 #include "amorsize/error.hpp"
+#include "text.hpp"
 
 namespace amorsize {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // String helpers shared by the parsers (pure, no I/O).
+
+using text::parse_number;
 
 std::string_view trim(std::string_view text) {
   constexpr std::string_view space = " \t\r\n";
@@ -50,18 +52,6 @@ std::vector<std::string_view> split(std::string_view text, char separator) {
   }
 }
 
-/// Parses the whole of `text` as a decimal integer of type T; nullopt when anything else is there.
-template <typename T>
-std::optional<T> parse_integer(std::string_view text) {
-  T value{};
-  const auto* const end = text.data() + text.size();
-  const auto [stop, status] = std::from_chars(text.data(), end, value);
-  if (text.empty() || status != std::errc{} || stop != end) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
 
 /// Returns one "Key: value [kB]" field of /proc/meminfo in bytes, or nullopt when the key is absent.
@@ -77,7 +67,7 @@ std::optional<std::uint64_t> meminfo_field(std::string_view meminfo, std::string
       unit = 1024;  // The kernel writes "kB" but means KiB.
       value = trim(value.substr(0, value.size() - 2));
     }
-    const auto number = parse_integer<std::uint64_t>(value);
+    const auto number = parse_number<std::uint64_t>(value);
     if (!number || *number > std::numeric_limits<std::uint64_t>::max() / unit) {
       throw input_error("/proc/meminfo field " + std::string(key) + " has the unreadable value " +
                         quoted(trim(line.substr(colon + 1))) + "; expected a number of kB");
@@ -213,7 +203,7 @@ memory_limit cgroup_memory_limit(const cgroup_membership& membership) {
       return;
     }
     const auto usage = read_and_parse(dir + usage_file, [](std::string_view text) {
-                         return parse_integer<std::uint64_t>(trim(text));
+                         return parse_number<std::uint64_t>(trim(text));
                        }).value_or(std::nullopt);
     result.limit = std::min(result.limit, *limit);
     result.headroom = std::min(result.headroom, usage ? *limit - std::min(*limit, *usage) : *limit);
@@ -339,8 +329,8 @@ double parse_cgroup_v2_cpu_max(std::string_view text) {
   if (!fields.empty() && fields[0] == "max") {
     return 0.0;
   }
-  const auto quota = fields.size() == 2 ? parse_integer<std::uint64_t>(fields[0]) : std::nullopt;
-  const auto period = fields.size() == 2 ? parse_integer<std::uint64_t>(fields[1]) : std::nullopt;
+  const auto quota = fields.size() == 2 ? parse_number<std::uint64_t>(fields[0]) : std::nullopt;
+  const auto period = fields.size() == 2 ? parse_number<std::uint64_t>(fields[1]) : std::nullopt;
   if (!quota || !period || *period == 0) {
     throw input_error("cgroup cpu.max " + quoted(trim(text)) + " is unreadable; expected 'max PERIOD' or 'QUOTA PERIOD'");
   }
@@ -348,14 +338,14 @@ double parse_cgroup_v2_cpu_max(std::string_view text) {
 }
 
 double parse_cgroup_v1_cpu_quota(std::string_view quota_us, std::string_view period_us) {
-  const auto quota = parse_integer<std::int64_t>(trim(quota_us));
+  const auto quota = parse_number<std::int64_t>(trim(quota_us));
   if (!quota) {
     throw input_error("cgroup cpu.cfs_quota_us " + quoted(trim(quota_us)) + " is not an integer");
   }
   if (*quota <= 0) {
     return 0.0;  // -1 means no quota.
   }
-  const auto period = parse_integer<std::int64_t>(trim(period_us));
+  const auto period = parse_number<std::int64_t>(trim(period_us));
   if (!period || *period <= 0) {
     throw input_error("cgroup cpu.cfs_period_us " + quoted(trim(period_us)) + " is not a positive integer");
   }
@@ -370,8 +360,8 @@ int count_cpu_list(std::string_view list) {
   long long count = 0;
   for (const auto range : split(list, ',')) {
     const auto dash = range.find('-');
-    const auto first = parse_integer<unsigned>(range.substr(0, dash));
-    const auto last = dash == std::string_view::npos ? first : parse_integer<unsigned>(range.substr(dash + 1));
+    const auto first = parse_number<unsigned>(range.substr(0, dash));
+    const auto last = dash == std::string_view::npos ? first : parse_number<unsigned>(range.substr(dash + 1));
     if (!first || !last || *last < *first) {
       throw input_error("CPU list " + quoted(list) + " has the malformed entry " + quoted(range) +
                         "; expected entries such as '3' or '0-7' separated by commas");
@@ -404,13 +394,11 @@ std::uint64_t parse_meminfo_total(std::string_view meminfo) {
 
 double parse_loadavg(std::string_view text) {
   const std::string_view first = split(trim(text), ' ').front();
-  double value = 0.0;
-  const auto* const end = first.data() + first.size();
-  const auto [stop, status] = std::from_chars(first.data(), end, value);
-  if (first.empty() || status != std::errc{} || stop != end || !(value >= 0.0)) {
+  const auto value = parse_number<double>(first);
+  if (!value || !(*value >= 0.0)) {
     throw input_error("/proc/loadavg starts with " + quoted(first) + "; expected the 1-minute load average, such as 0.52");
   }
-  return value;
+  return *value;
 }
 
 std::optional<std::uint64_t> parse_cgroup_memory_limit(std::string_view text) {
@@ -418,7 +406,7 @@ std::optional<std::uint64_t> parse_cgroup_memory_limit(std::string_view text) {
   if (text == "max") {
     return std::nullopt;
   }
-  const auto limit = parse_integer<std::uint64_t>(text);
+  const auto limit = parse_number<std::uint64_t>(text);
   if (!limit) {
     throw input_error("cgroup memory limit " + quoted(text) + " is unreadable; expected 'max' or a number of bytes");
   }
@@ -444,12 +432,12 @@ int slurm_tasks_on_node(std::string_view tasks_per_node, int node_id) {
   for (const auto entry : split(list, ',')) {
     // "2(x3)" means three nodes with two tasks each.
     const auto paren = entry.find('(');
-    const auto tasks = parse_integer<int>(entry.substr(0, paren));
+    const auto tasks = parse_number<int>(entry.substr(0, paren));
     auto repeat = std::optional<int>(1);
     if (paren != std::string_view::npos) {
       const auto inner = entry.substr(paren + 1);
       repeat = inner.size() >= 3 && inner.front() == 'x' && inner.back() == ')'
-                   ? parse_integer<int>(inner.substr(1, inner.size() - 2))
+                   ? parse_number<int>(inner.substr(1, inner.size() - 2))
                    : std::nullopt;
     }
     if (!tasks || *tasks < 0 || !repeat || *repeat < 1) {
@@ -478,7 +466,7 @@ slurm_allocation parse_slurm_env(const env_lookup& env) {
     if (!text) {
       return std::nullopt;
     }
-    const auto value = parse_integer<int>(trim(*text));
+    const auto value = parse_number<int>(trim(*text));
     if (!value || *value < 0) {
       throw input_error(std::string(name) + "=" + quoted(*text) +
                         " is not a non-negative integer; fix or unset it in the job environment");

@@ -1,7 +1,11 @@
 #pragma once
-// Text helpers shared by the cost model, the plan report and the runner (internal, not installed).
+// Text helpers shared by the library and the runner: formatting and number parsing (internal, not installed).
 
+#include <charconv>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 namespace amorsize::text {
 
@@ -13,5 +17,17 @@ std::string seconds(double s);
 
 /// Formats a byte count with a binary unit ("512 B", "1.5 KiB", "2.0 MiB").
 std::string bytes(double b);
+
+/// Parses the whole of `text` as a number of type T; nullopt when it is empty or holds anything else.
+template <typename T>
+std::optional<T> parse_number(std::string_view text) {
+  T value{};
+  const auto* const end = text.data() + text.size();
+  const auto [stop, status] = std::from_chars(text.data(), end, value);
+  if (text.empty() || status != std::errc{} || stop != end) {
+    return std::nullopt;
+  }
+  return value;
+}
 
 }  // namespace amorsize::text

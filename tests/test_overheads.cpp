@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
-#include <chrono>
 #include <sys/wait.h>
 
 using namespace amorsize;

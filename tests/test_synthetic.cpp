@@ -372,7 +372,6 @@ TEST_CASE("synthetic: spin with 2 threads uses about 2 x wall of CPU time", "[sy
 TEST_CASE("synthetic: spin keeps `threads` threads runnable, sleep keeps them asleep", "[synthetic]") {
   // Load-independent: while run_item works on another thread, count this process's other threads and
   // those in state R (running or runnable) through /proc/self/task.
-  // Counts are relative to the threads present before (a sanitizer runtime may own some).
   // Only threads that appear during the item count: a sanitizer runtime may own others.
   std::thread([] {}).join();  // ThreadSanitizer starts its background thread with a process's first thread
   // Besides the most seen at once, count the observations where several threads were runnable:

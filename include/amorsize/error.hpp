@@ -15,6 +15,8 @@ enum class exit_code : int {
   sample_failed = 5,   ///< The function threw on every sampled item.
   mpi_failure = 6,     ///< The MPI environment could not be used (launcher present but init failed, ...).
   items_failed = 7,    ///< The run finished but some items failed; each has an error record.
+  source_failed = 8,   ///< The input source threw while it was read; records of items read before it were delivered.
+  out_of_resources = 9,///< The system refused another process or thread (fork or thread creation failed).
   internal = 70,       ///< A bug in amorsize: please report it with the command line.
 };
 
@@ -50,6 +52,20 @@ class sample_error : public error {
  public:
   /// Creates a sampling error whose message names the failing positions and the first cause.
   explicit sample_error(const std::string& message) : error(exit_code::sample_failed, message) {}
+};
+
+/// Thrown when the input source itself throws while it is read (not the function on an item).
+class source_error : public error {
+ public:
+  /// Creates a source error whose message names the position and the source's own message.
+  explicit source_error(const std::string& message) : error(exit_code::source_failed, message) {}
+};
+
+/// Thrown when the system refuses to start another worker process or thread.
+class resource_error : public error {
+ public:
+  /// Creates a resource error whose message names the limit and what to do.
+  explicit resource_error(const std::string& message) : error(exit_code::out_of_resources, message) {}
 };
 
 }  // namespace amorsize

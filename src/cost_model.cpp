@@ -159,7 +159,7 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
 
   // Cores one worker keeps busy: >1 when the function runs threads; <1 when it mostly waits.
   const bool compute_bound = w.cpu_per_wall >= 0.5;
-  const double demand = compute_bound ? std::max(1.0, std::round(w.cpu_per_wall)) : std::max(w.cpu_per_wall, 0.125);
+  const double demand = compute_bound ? std::max(1.0, std::round(w.cpu_per_wall)) : std::max(w.cpu_per_wall, 1.0 / max_workers_per_core);
 
   bool memory_cut = false;
   for (std::size_t n = 0; n < cl.nodes.size(); ++n) {
@@ -421,8 +421,10 @@ plan make_plan(const model_inputs& measured) {
     }
   }
   if (out.serial) {
+    // A serial plan runs as serial does: the rejected parallel estimate stays in the reason and the profile.
     out.backend = backend_kind::serial;
     out.n_jobs = 1;
+    out.estimated_speedup = 1.0;
   }
   // Other work on the root's node takes cores the model counted on, and timings measured now.
   if (root.load_average > root.usable_cores + 0.5) {
@@ -467,6 +469,7 @@ plan make_plan(const model_inputs& measured) {
   pr.bandwidth_other_node = in.links.other_node.bandwidth_bytes_per_second;
   pr.serial_seconds = p.serial_seconds;
   pr.parallel_seconds = p.parallel_seconds;
+  pr.parallel_speedup = p.speedup;
   pr.root_load = p.root_load;
   pr.overhead_fraction = p.overhead_fraction;
   pr.sampling_seconds = w.total_seconds;

@@ -1,3 +1,4 @@
+#include <amorsize/engine/local_backends.hpp>
 #include <amorsize/optimize.hpp>
 #include <amorsize/session.hpp>
 
@@ -5,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <exception>
 
 namespace amorsize {
 namespace {
@@ -57,8 +59,10 @@ void validate(const optimize_options& o) {
 
 namespace detail {
 
+bool sample_in_child() { return !session::current().mpi() && engine::fork_is_safe(); }
+
 plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
-                       const std::function<sample_stats()>& sample_on_root) {
+                       const std::function<sample_stats(bool in_child)>& sample_on_root) {
   session& s = session::current();
   // Collective steps first, on every rank: they are cached after the first call.
   const double probe_start = monotonic_seconds();
@@ -70,11 +74,16 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
   const double cluster_seconds = monotonic_seconds() - layout_start;
 
   nlohmann::json message;
+  std::exception_ptr failure;
   plan result;
   if (s.is_root()) {
     try {
       model_inputs in;
-      in.work = sample_on_root();
+      // Forking a process that runs other threads can deadlock the child (a lock held at the fork
+      // stays locked): such a program samples in its own process and runs on threads.
+      const int threads = process_threads();
+      const bool fork_safe = !s.mpi() && threads == 1;
+      in.work = sample_on_root(fork_safe);
       const double model_start = monotonic_seconds();
       std::vector<std::string> notes;
       in.cluster = layout;
@@ -92,6 +101,13 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
       in.request.workers_per_node = options.workers_per_node;
       in.request.chunksize = options.chunksize;
       if (options.backend != backend_kind::serial) in.request.backend = options.backend;
+      if (!s.mpi() && !fork_safe && options.backend != backend_kind::serial) {
+        in.request.backend = backend_kind::threads;
+        notes.push_back(text::format("The program already runs %d threads: forking worker processes from it could "
+                                     "deadlock them (a lock held at the fork stays locked), so local workers are "
+                                     "threads. Plan before starting threads (OpenMP, a thread pool) to get processes.",
+                                     threads));
+      }
       in.request.memory_fraction = options.memory_fraction;
       in.request.min_speedup = options.min_speedup;
       result = make_plan(in);
@@ -105,18 +121,28 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
         result.warnings.push_back(text::format("Item %zu threw while sampled (%s); it will be reported as an error.",
                                                e.index, e.message.c_str()));
       }
+      if (in.work.cut_for_memory) {
+        result.warnings.push_back(text::format("Sampled %zu items, not %zu: results are %s each, and the sampled ones "
+                                               "are kept for the run.",
+                                               in.work.count + in.work.failed, options.sample_size,
+                                               text::bytes(in.work.result_bytes).c_str()));
+      }
       result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
       result.profile.probe_seconds = probe_seconds;
       result.profile.benchmark_seconds = benchmark_seconds;
       result.profile.planning_seconds = probe_seconds + cluster_seconds + (monotonic_seconds() - model_start);
       message = {{"plan", result.to_json()}};
     } catch (const error& e) {
+      failure = std::current_exception();
       message = {{"error", e.what()}, {"code", static_cast<int>(e.code())}};
     } catch (const std::exception& e) {
+      failure = std::current_exception();
       message = {{"error", e.what()}, {"code", static_cast<int>(exit_code::internal)}};
     }
   }
   if (s.mpi()) message = nlohmann::json::parse(s.broadcast(s.is_root() ? message.dump() : std::string()));
+  // The root rethrows its own exception (a source's original stays nested); the others its copy.
+  if (failure) std::rethrow_exception(failure);
   if (message.contains("error")) {
     const auto code = static_cast<exit_code>(message.at("code").get<int>());
     const auto what = message.at("error").get<std::string>();
@@ -124,6 +150,8 @@ plan plan_collectively(const optimize_options& options, plan_mode mode, std::opt
       case exit_code::bad_input: throw input_error(what);
       case exit_code::empty_source: throw empty_source_error(what);
       case exit_code::sample_failed: throw sample_error(what);
+      case exit_code::source_failed: throw source_error(what);
+      case exit_code::out_of_resources: throw resource_error(what);
       default: throw error(code, what);
     }
   }

@@ -1,76 +1,67 @@
 #include <amorsize/overheads.hpp>
 #include <amorsize/sample.hpp>
 
-#include "engine/worker_process.hpp"
+#include <amorsize/engine/local_backends.hpp>
+#include <amorsize/error.hpp>
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdint>
+#include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace amorsize {
 namespace {
 
-/// The child's whole life: say it is ready, then answer each length-prefixed message with one
-/// byte until the parent hangs up; returns its exit status. Only async-signal-safe calls: the
-/// parent may have threads.
-int echo_child(int fd) {
-  static std::array<char, 64 * 1024> buffer;
-  const char ready = 'r';
-  if (!detail::write_all(fd, &ready, 1)) return 1;
-  std::uint32_t length = 0;
-  while (detail::read_all(fd, &length, sizeof length)) {
-    while (length > 0) {
-      const std::size_t part = std::min<std::size_t>(length, buffer.size());
-      if (!detail::read_all(fd, buffer.data(), part)) return 1;
-      length -= static_cast<std::uint32_t>(part);
-    }
-    if (!detail::write_all(fd, &ready, 1)) return 1;
+/// The measuring workers' task: answer every chunk with one byte.
+std::string echo(const std::string& /*items*/, double& compute_seconds) {
+  compute_seconds = 0.0;
+  return "r";
+}
+
+/// Waits for worker pool `workers` to answer one chunk; false if a worker was lost instead.
+bool answered(engine::backend& workers) {
+  for (;;) {
+    if (auto e = workers.wait(1.0)) return std::holds_alternative<engine::chunk_result>(*e);
   }
-  return 0;
 }
 
-/// A worker process started for a measurement, with a socket to talk to it.
-using echo_worker = detail::child_process;
-
-/// Forks one echo child; pid -1 when the system refuses.
-echo_worker start_worker() { return detail::start_child(echo_child); }
-
-void stop_worker(echo_worker& w) {
-  detail::hang_up(w);  // the child sees end of stream and exits
-  if (w.pid > 0) detail::reap(w.pid);
-  w = {};
-}
-
-bool wait_ready(const echo_worker& w) {
-  char ready = 0;
-  return w.fd >= 0 && detail::read_all(w.fd, &ready, 1);
-}
-
-/// Seconds to start `count` worker processes, see each ready, and stop them all; negative on failure.
+/// Seconds to start a process pool of `count` workers, see each answer a first chunk, and stop them; negative on failure.
 double pool_cycle_seconds(int count) {
-  std::vector<echo_worker> pool(static_cast<std::size_t>(count));
-  const double start = monotonic_seconds();
-  bool ok = true;
-  for (auto& w : pool) ok = ((w = start_worker()).pid > 0) && ok;
-  for (auto& w : pool) ok = wait_ready(w) && ok;
-  for (auto& w : pool) stop_worker(w);
-  return ok ? monotonic_seconds() - start : -1.0;
-}
-
-/// Seconds for one length-prefixed message of `bytes` bytes and its one-byte answer.
-double round_trip_seconds(const echo_worker& w, std::size_t bytes) {
-  static const std::vector<char> payload(256 * 1024, 'x');
-  const auto length = static_cast<std::uint32_t>(std::min(bytes, payload.size()));
-  char answer = 0;
-  const double start = monotonic_seconds();
-  if (!detail::write_all(w.fd, &length, sizeof length) || !detail::write_all(w.fd, payload.data(), length) ||
-      !detail::read_all(w.fd, &answer, 1)) {
+  try {
+    const double start = monotonic_seconds();
+    const auto workers = engine::make_process_backend(count, echo);
+    for (int w = 0; w < count; ++w) workers->send(w, engine::chunk{static_cast<std::uint64_t>(w), 0, 0, {}});
+    bool ok = true;
+    for (int w = 0; w < count; ++w) ok = answered(*workers) && ok;
+    workers->stop();
+    return ok ? monotonic_seconds() - start : -1.0;
+  } catch (const resource_error&) {
     return -1.0;
   }
-  return monotonic_seconds() - start;
+}
+
+/// Seconds for worker 0 of `workers` to take a chunk of `bytes` bytes and answer it; negative on failure.
+double round_trip_seconds(engine::backend& workers, std::size_t bytes) {
+  static std::uint64_t id = 0;
+  const double start = monotonic_seconds();
+  workers.send(0, engine::chunk{++id, 0, 1, std::string(bytes, 'x')});
+  return answered(workers) ? monotonic_seconds() - start : -1.0;
+}
+
+/// Seconds to start and join one thread: four at a time, twice; the cheaper round.
+double thread_start_seconds() {
+  double per_thread = 1e9;
+  for (int round = 0; round < 2; ++round) {
+    const double t0 = monotonic_seconds();
+    std::array<std::thread, 4> threads;
+    for (auto& t : threads) t = std::thread([] {});
+    for (auto& t : threads) t.join();
+    per_thread = std::min(per_thread, (monotonic_seconds() - t0) / static_cast<double>(threads.size()));
+  }
+  return per_thread;
 }
 
 double median(std::vector<double> v) {
@@ -85,6 +76,10 @@ local_overheads measure_local_overheads_uncached() {
   const double start = monotonic_seconds();
   local_overheads o;
 
+  o.thread_spawn_per_worker = thread_start_seconds();
+  // A process running other threads must not fork workers (see fork_is_safe): nothing to measure.
+  if (!engine::fork_is_safe()) return o;
+
   // Fixed and per-worker start-up cost from pools of one and two processes (minimum of three tries each).
   double one = 1e9;
   double two = 1e9;
@@ -98,36 +93,28 @@ local_overheads measure_local_overheads_uncached() {
   o.process_spawn_per_worker = std::max(0.0, two - one);
   o.process_spawn_fixed = std::max(0.0, one - o.process_spawn_per_worker);
 
-  // A chunk's round trip (small message and its answer) and the pipe's bandwidth.
-  echo_worker w = start_worker();
-  if (w.pid > 0 && wait_ready(w)) {
+  // A chunk's round trip (small message and its answer) and the socket's bandwidth.
+  try {
+    const auto workers = engine::make_process_backend(1, echo);
     std::vector<double> trips;
     for (int i = 0; i < 20; ++i) {
-      const double t = round_trip_seconds(w, 64);
+      const double t = round_trip_seconds(*workers, 64);
       if (i >= 4 && t >= 0.0) trips.push_back(t);  // the first few warm the caches and the scheduler
     }
-    o.chunk_round_trip = median(trips);
     double big = 1e9;
     for (int i = 0; i < 3; ++i) {
-      const double t = round_trip_seconds(w, 256 * 1024);
+      const double t = round_trip_seconds(*workers, 256 * 1024);
       if (t > 0.0) big = std::min(big, t);
     }
-    // The fastest large trip less the fastest small one: both as undisturbed as this machine allows.
-    const double transfer = big - *std::min_element(trips.begin(), trips.end());
-    o.pipe_bandwidth = transfer > 0.0 ? 256.0 * 1024.0 / transfer : 0.0;
+    if (!trips.empty()) {
+      o.chunk_round_trip = median(trips);
+      // The fastest large trip less the fastest small one: both as undisturbed as this machine allows.
+      const double transfer = big - *std::min_element(trips.begin(), trips.end());
+      o.pipe_bandwidth = transfer > 0.0 ? 256.0 * 1024.0 / transfer : 0.0;
+    }
+  } catch (const resource_error&) {
+    return o;  // no process to measure with: leave unmeasured
   }
-  stop_worker(w);
-
-  // Threads: start and join four, twice; keep the cheaper round.
-  double per_thread = 1e9;
-  for (int round = 0; round < 2; ++round) {
-    const double t0 = monotonic_seconds();
-    std::array<std::thread, 4> threads;
-    for (auto& t : threads) t = std::thread([] {});
-    for (auto& t : threads) t.join();
-    per_thread = std::min(per_thread, (monotonic_seconds() - t0) / static_cast<double>(threads.size()));
-  }
-  o.thread_spawn_per_worker = per_thread;
 
   o.measured = true;
   o.measure_seconds = monotonic_seconds() - start;

@@ -55,6 +55,7 @@ void each_profile_field(Profile& p, Visit&& visit) {
   visit("bandwidth_other_node", p.bandwidth_other_node);
   visit("serial_seconds", p.serial_seconds);
   visit("parallel_seconds", p.parallel_seconds);
+  visit("parallel_speedup", p.parallel_speedup);
   visit("root_load", p.root_load);
   visit("overhead_fraction", p.overhead_fraction);
   visit("sampling_seconds", p.sampling_seconds);

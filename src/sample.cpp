@@ -1,14 +1,22 @@
 #include <amorsize/sample.hpp>
 
+#include <amorsize/error.hpp>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <ctime>
+#include <dirent.h>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
+#include <thread>
 #include <unistd.h>
 
 namespace amorsize {
@@ -40,7 +48,192 @@ double clock_seconds(clockid_t clock) {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+/// The thread ids of this process, from /proc/self/task.
+std::vector<long> task_ids() {
+  std::vector<long> ids;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) return ids;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ids.push_back(std::strtol(entry->d_name, nullptr, 10));
+  }
+  ::closedir(dir);
+  return ids;
+}
+
+/// Nanoseconds thread `tid` of this process has waited for a CPU; 0 if unknown (it may have exited).
+unsigned long long task_run_delay_ns(long tid) {
+  std::ifstream schedstat("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+  unsigned long long on_cpu = 0;
+  unsigned long long waiting = 0;
+  return schedstat >> on_cpu >> waiting ? waiting : 0;
+}
+
+/// Watches every thread of the process while a call runs: how many run at once and how long they
+/// wait for a CPU. Threads the call starts and joins are seen only by watching; their waits are
+/// counted up to the last look (every watch_interval).
+class thread_watch {
+ public:
+  thread_watch() : caller_(::gettid()) {
+    look();
+    baseline_ = last_delay_;
+    threads_before_ = static_cast<int>(baseline_.size());
+    watcher_ = std::thread([this] { watch(); });
+  }
+  thread_watch(const thread_watch&) = delete;
+  thread_watch& operator=(const thread_watch&) = delete;
+  ~thread_watch() { finish(); }
+
+  /// Stops watching; returns the CPU waits of the threads other than the caller (seconds).
+  double finish() {
+    if (watcher_.joinable()) {
+      {
+        const std::lock_guard lock(mutex_);
+        stopping_ = true;
+      }
+      wake_.notify_one();
+      watcher_.join();
+      look();
+    }
+    unsigned long long waits = 0;
+    for (const auto& [tid, delay] : last_delay_) {
+      if (tid == caller_ || tid == watcher_tid_) continue;
+      const auto base = baseline_.find(tid);
+      const unsigned long long start = base == baseline_.end() ? 0 : base->second;
+      waits += delay > start ? delay - start : 0;
+    }
+    return static_cast<double>(waits) * 1e-9;
+  }
+  /// Most threads that ran at once beside those alive before the call, plus the calling one.
+  [[nodiscard]] int threads() const { return 1 + std::max(0, most_threads_ - threads_before_); }
+  /// CPU time the watching thread itself used, to take out of the process's.
+  [[nodiscard]] double watcher_cpu_seconds() const { return watcher_cpu_; }
+
+ private:
+  static constexpr auto watch_interval = std::chrono::milliseconds(2);
+
+  void watch() {
+    watcher_tid_ = ::gettid();
+    const double cpu_start = thread_cpu_seconds();
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, watch_interval, [this] { return stopping_; })) look();
+    watcher_cpu_ = thread_cpu_seconds() - cpu_start;
+  }
+
+  void look() {
+    int count = 0;
+    for (const long tid : task_ids()) {
+      if (tid == watcher_tid_) continue;
+      ++count;
+      last_delay_[tid] = task_run_delay_ns(tid);
+    }
+    most_threads_ = std::max(most_threads_, count);
+  }
+
+  long caller_;
+  long watcher_tid_ = -1;
+  std::map<long, unsigned long long> baseline_;
+  std::map<long, unsigned long long> last_delay_;
+  int threads_before_ = 1;
+  int most_threads_ = 0;
+  double watcher_cpu_ = 0.0;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread watcher_;
+};
+
+/// CPU seconds and peak resident kilobytes of the child processes this process has waited for.
+std::pair<double, long> children_usage() {
+  rusage usage{};
+  if (::getrusage(RUSAGE_CHILDREN, &usage) != 0) return {0.0, 0};
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return {seconds(usage.ru_utime) + seconds(usage.ru_stime), usage.ru_maxrss};
+}
+
 }  // namespace
+
+int process_threads() { return std::max(1, static_cast<int>(task_ids().size())); }
+
+call_cost measure_call(const std::function<void()>& call) {
+  const bool peak_resettable = reset_peak_memory();
+  const process_reading before = read_process();
+  const double peak_before = peak_resettable ? static_cast<double>(peak_memory_bytes()) : 0.0;
+  const auto [children_cpu_before, children_peak_before] = children_usage();
+  thread_watch watch;
+  // Clocks are read right around the call; /proc is read outside them.
+  const long blocks_start = thread_voluntary_switches();
+  const double delay_start = thread_run_delay_seconds();
+  const double thread_cpu_start = thread_cpu_seconds();
+  const double cpu_start = process_cpu_seconds();
+  const double wall_start = monotonic_seconds();
+  call();
+  const double wall = monotonic_seconds() - wall_start;
+  const double cpu = process_cpu_seconds() - cpu_start;
+  const double thread_cpu = thread_cpu_seconds() - thread_cpu_start;
+  const double delay = thread_run_delay_seconds() - delay_start;
+  const bool blocked = thread_voluntary_switches() != blocks_start;
+  const double other_waits = watch.finish();
+  const auto [children_cpu_after, children_peak_after] = children_usage();
+  const process_reading after = read_process();
+
+  call_cost cost;
+  cost.wall_seconds = wall;
+  // On a busy machine a compute-bound call waits for a core: that wait is demand, not idleness.
+  // The calling thread cannot have waited longer than the call took beyond its own CPU time; the
+  // bound drops waits taken while the clocks themselves were read. The call's other threads add
+  // their own waits, and the child processes it waited for their CPU time. A calling thread that
+  // never blocked wanted a core all along, even where its CPU clock fell behind (time the
+  // hypervisor stole from a virtual machine is on neither clock).
+  const double own_cpu = std::max(0.0, cpu - watch.watcher_cpu_seconds());
+  const double demand = own_cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu)) + other_waits +
+                        std::max(0.0, children_cpu_after - children_cpu_before);
+  cost.demand_seconds = blocked ? demand : std::max(demand, wall);
+  // Threads the call ran at once, or left alive (a pool it started), count as threads inside it.
+  cost.threads = std::max(watch.threads(), 1 + std::max(0, after.threads - before.threads));
+  const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);
+  const double base = peak_resettable ? std::min(peak_before, static_cast<double>(before.resident_bytes))
+                                      : static_cast<double>(before.resident_bytes);
+  const auto own_growth = static_cast<std::uint64_t>(std::max(0.0, peak_after - base));
+  // The largest child waited for so far: it grew during this call only if the mark moved.
+  const std::uint64_t child_peak =
+      children_peak_after > children_peak_before ? static_cast<std::uint64_t>(children_peak_after) * 1024 : 0;
+  cost.memory_bytes = std::max(own_growth, child_peak);
+  return cost;
+}
+
+namespace detail {
+
+void sample_accumulator::add_success(const call_cost& cost) {
+  stats_.item_seconds.push_back(cost.wall_seconds);
+  wall_ += cost.wall_seconds;
+  demand_ += cost.demand_seconds;
+  stats_.threads_inside = std::max(stats_.threads_inside, cost.threads);
+  stats_.memory_per_call = std::max(stats_.memory_per_call, cost.memory_bytes);
+}
+
+void sample_accumulator::add_failure(std::size_t index, std::string message) {
+  stats_.errors.push_back({index, std::move(message)});
+}
+
+sample_stats sample_accumulator::finish(std::size_t items) {
+  if (items == 0) {
+    throw empty_source_error("the source is empty: there is nothing to sample or run; pass at least one item");
+  }
+  stats_.summarise();
+  stats_.failed = stats_.errors.size();
+  if (stats_.count == 0) {
+    throw sample_error("the function threw on every sampled item (" + std::to_string(items) + " of them, positions 0.." +
+                       std::to_string(items - 1) + "); first error, at item " +
+                       std::to_string(stats_.errors.front().index) + ": " + stats_.errors.front().message);
+  }
+  // CPU clocks tick coarsely: below a millisecond of calls the ratio is noise, so assume one thread.
+  constexpr double min_wall_for_ratio = 1e-3;
+  stats_.cpu_per_wall = wall_ >= min_wall_for_ratio ? demand_ / wall_ : 1.0;
+  stats_.threads_inside = std::max(stats_.threads_inside, static_cast<int>(std::lround(stats_.cpu_per_wall)));
+  return stats_;
+}
+
+}  // namespace detail
 
 double monotonic_seconds() { return clock_seconds(CLOCK_MONOTONIC); }
 

@@ -17,6 +17,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,13 +42,14 @@ source<int> numbers(int count) {
 }  // namespace
 
 TEST_CASE("run_sample measures a function that sleeps about 50 ms", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   // 50 ms, so the wake-up delays of a loaded machine (milliseconds) stay a small share.
   auto sleep_50ms = [](const int& x) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     return x;
   };
   auto src = numbers(10);
-  const auto out = detail::run_sample(sleep_50ms, src, 6);
+  const auto out = detail::sample(sleep_50ms, src, 6, in_child);
   const sample_stats& s = out.stats;
   CHECK(s.count == 6);
   CHECK(s.failed == 0);
@@ -72,6 +75,7 @@ TEST_CASE("run_sample measures a function that sleeps about 50 ms", "[sample]") 
 }
 
 TEST_CASE("run_sample sees spread when one item costs far more than the rest", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   // Item i sleeps 2 ms, the last 100 ms: a CV near 1.5. The spread is wide so that a late wake-up
   // on a busy machine (sleep never wakes early) cannot hide it.
   auto one_slow = [](const int& x) {
@@ -79,7 +83,7 @@ TEST_CASE("run_sample sees spread when one item costs far more than the rest", "
     return x;
   };
   auto src = numbers(5);
-  const sample_stats s = detail::run_sample(one_slow, src, 5).stats;
+  const sample_stats s = detail::sample(one_slow, src, 5, in_child).stats;
   CHECK(s.cv > 0.5);
   CHECK(s.max_seconds > 2.0 * s.min_seconds);
   CHECK(s.min_seconds >= 1.5e-3);
@@ -87,9 +91,10 @@ TEST_CASE("run_sample sees spread when one item costs far more than the rest", "
 }
 
 TEST_CASE("run_sample stops at the end of a short source", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto twice = [](const int& x) { return 2 * x; };
   auto src = numbers(3);
-  const auto out = detail::run_sample(twice, src, 10);
+  const auto out = detail::sample(twice, src, 10, in_child);
   CHECK(out.stats.count == 3);
   CHECK(out.items == std::vector<int>{0, 1, 2});
   REQUIRE(out.results.size() == 3);
@@ -100,6 +105,7 @@ TEST_CASE("run_sample stops at the end of a short source", "[sample]") {
 // Needs two free cores, which other processes on a small machine may hold: up to three tries,
 // and when all fail the same spin is timed without amorsize to tell a busy machine from a bug.
 TEST_CASE("run_sample sees a function that computes on two threads", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto spin_two_threads = [](const int& x) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
     std::atomic<std::uint64_t> spins{0};
@@ -121,7 +127,7 @@ TEST_CASE("run_sample sees a function that computes on two threads", "[sample]")
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto src = numbers(3);
     const double before = direct_ratio();
-    const sample_stats s = detail::run_sample(spin_two_threads, src, 3).stats;
+    const sample_stats s = detail::sample(spin_two_threads, src, 3, in_child).stats;
     const double direct = std::min(before, direct_ratio());
     // Threads joined inside the call are seen through CPU / wall only, rounded to a count.
     CHECK(s.threads_inside >= static_cast<int>(std::lround(s.cpu_per_wall)));
@@ -143,6 +149,7 @@ TEST_CASE("run_sample sees a function that computes on two threads", "[sample]")
 // slices: that wait is counted as demand, but never as more than the call's own wall time, so the
 // call is not mistaken for one that runs threads inside.
 TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   const unsigned hogs = 2 * std::max(1U, std::thread::hardware_concurrency());
   std::vector<pid_t> children;
   for (unsigned i = 0; i < hogs; ++i) {
@@ -161,7 +168,7 @@ TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[s
     return x + static_cast<int>(spins % 2);
   };
   auto src = numbers(20);
-  const sample_stats s = detail::run_sample(spin_one_ms, src, 20).stats;
+  const sample_stats s = detail::sample(spin_one_ms, src, 20, in_child).stats;
   for (const pid_t pid : children) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
@@ -174,6 +181,7 @@ TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[s
 
 // A pool the function leaves running counts as threads inside it, even while they sleep.
 TEST_CASE("run_sample counts threads the function leaves alive", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   std::atomic<bool> stop{false};
   std::vector<std::thread> pool;
   auto start_pool = [&](const int& x) {
@@ -187,22 +195,24 @@ TEST_CASE("run_sample counts threads the function leaves alive", "[sample]") {
     return x;
   };
   auto src = numbers(3);
-  const sample_stats s = detail::run_sample(start_pool, src, 3).stats;
+  const sample_stats s = detail::sample(start_pool, src, 3, in_child).stats;
   stop = true;
   for (auto& t : pool) t.join();
   CHECK(s.threads_inside >= 4);
 }
 
 TEST_CASE("run_sample measures the serialized size of large results", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto one_mib = [](const int& x) { return std::vector<std::uint8_t>(mib, static_cast<std::uint8_t>(x)); };
   auto src = numbers(3);
-  const sample_stats s = detail::run_sample(one_mib, src, 2).stats;
+  const sample_stats s = detail::sample(one_mib, src, 2, in_child).stats;
   CHECK(s.result_bytes >= static_cast<double>(mib));
   CHECK(s.result_bytes < 1.1 * static_cast<double>(mib));
   CHECK(s.input_bytes < 64.0);  // an int stays small
 }
 
 TEST_CASE("run_sample measures the memory a call touches", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto touch_64mib = [](const int& x) {
     constexpr std::size_t size = 64 * mib;
     std::vector<std::uint8_t> block(size);
@@ -212,19 +222,20 @@ TEST_CASE("run_sample measures the memory a call touches", "[sample]") {
     return sum;
   };
   auto src = numbers(2);
-  const sample_stats s = detail::run_sample(touch_64mib, src, 2).stats;
+  const sample_stats s = detail::sample(touch_64mib, src, 2, in_child).stats;
   INFO("memory per call " << s.memory_per_call);
   CHECK(s.memory_per_call >= 32 * mib);
   CHECK(s.memory_per_call < 1024 * mib);
 }
 
 TEST_CASE("run_sample records an item that throws and keeps the others", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto throw_on_two = [](const int& x) {
     if (x == 2) throw std::runtime_error("item two is bad");
     return x * 10;
   };
   auto src = numbers(5);
-  const auto out = detail::run_sample(throw_on_two, src, 5);
+  const auto out = detail::sample(throw_on_two, src, 5, in_child);
   CHECK(out.stats.count == 4);
   CHECK(out.stats.failed == 1);
   REQUIRE(out.stats.errors.size() == 1);
@@ -241,22 +252,24 @@ TEST_CASE("run_sample records an item that throws and keeps the others", "[sampl
 }
 
 TEST_CASE("run_sample reports something thrown that is not a std::exception", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto throw_int = [](const int& x) {
     if (x == 0) throw 7;
     return x;
   };
   auto src = numbers(2);
-  const auto out = detail::run_sample(throw_int, src, 2);
+  const auto out = detail::sample(throw_int, src, 2, in_child);
   REQUIRE(out.stats.errors.size() == 1);
   CHECK(out.stats.errors[0].index == 0);
   CHECK_THAT(out.stats.errors[0].message, Contains("not a std::exception"));
 }
 
 TEST_CASE("run_sample throws sample_error when every call throws", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto always_throw = [](const int& x) -> int { throw std::invalid_argument("no good: " + std::to_string(x)); };
   auto src = numbers(10);
   try {
-    (void)detail::run_sample(always_throw, src, 4);
+    (void)detail::sample(always_throw, src, 4, in_child);
     FAIL("expected sample_error");
   } catch (const sample_error& e) {
     const std::string what = e.what();
@@ -268,12 +281,13 @@ TEST_CASE("run_sample throws sample_error when every call throws", "[sample]") {
 }
 
 TEST_CASE("run_sample throws empty_source_error on an empty source", "[sample]") {
+  const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
   auto identity = [](const int& x) { return x; };
   source<int> empty;
-  CHECK_THROWS_AS(detail::run_sample(identity, empty, 5), empty_source_error);
+  CHECK_THROWS_AS(detail::sample(identity, empty, 5, in_child), empty_source_error);
   auto ended = make_source([]() -> std::optional<int> { return std::nullopt; });
   try {
-    (void)detail::run_sample(identity, ended, 5);
+    (void)detail::sample(identity, ended, 5, in_child);
     FAIL("expected empty_source_error");
   } catch (const empty_source_error& e) {
     CHECK(e.code() == exit_code::empty_source);
@@ -404,4 +418,124 @@ TEST_CASE("read_process and peak_memory_bytes read this process sensibly", "[sam
   } else {
     WARN("the kernel refused to reset the peak RSS; skipped the peak check");
   }
+}
+
+// The root runs none of the user's code while planning: a call that kills its process takes the
+// sampler with it, not the caller, and costs only its own item.
+TEST_CASE("optimize survives a function that crashes its process on a sampled item", "[sample]") {
+  auto crash_on_two = [](const int& x) {
+    if (x == 2) raise(SIGKILL);
+    return x * 10;
+  };
+  const auto result = optimize(crash_on_two, numbers(40));
+  REQUIRE(result.sampled_results.size() == 5);
+  CHECK_FALSE(result.sampled_results[2].has_value());
+  CHECK(result.sampled_results[3] == std::optional<int>(30));
+  REQUIRE(result.sample_errors.size() == 1);
+  CHECK(result.sample_errors[0].index == 2);
+  CHECK_THAT(result.sample_errors[0].message, Contains("died") && Contains("signal 9"));
+}
+
+// A call that shells out does its work in child processes: their CPU time and memory are the call's.
+TEST_CASE("sampling counts the CPU and memory of the child processes a call waits for", "[sample]") {
+  const bool in_child = GENERATE(false, true);
+  auto compress = [](const int& x) {
+    const int status = std::system("head -c 40000000 /dev/zero | gzip -6 > /dev/null");
+    return x + status;
+  };
+  auto src = numbers(3);
+  const sample_stats s = detail::sample(compress, src, 2, in_child).stats;
+  INFO("CPU / wall " << s.cpu_per_wall << ", memory per call " << s.memory_per_call);
+  CHECK(s.cpu_per_wall > 0.6);  // gzip computes the whole time; the call itself only waits
+  if (in_child) CHECK(s.memory_per_call >= 512 * 1024);  // a fresh sampler has waited for no other child
+}
+
+// On a busy machine a call's threads wait for cores as the calling one does; and threads started
+// and joined inside the call are seen while they run, whatever the clocks say.
+TEST_CASE("sampling sees the threads of a call on a busy machine", "[sample]") {
+  const bool in_child = GENERATE(false, true);
+  const unsigned hogs = 2 * std::max(1U, std::thread::hardware_concurrency());
+  std::vector<pid_t> children;
+  for (unsigned i = 0; i < hogs; ++i) {
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      std::atomic<std::uint64_t> spins{0};
+      for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+    }
+    children.push_back(pid);
+  }
+  auto spin_two_threads = [](const int& x) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    std::atomic<std::uint64_t> spins{0};
+    auto spin = [&] {
+      while (std::chrono::steady_clock::now() < until) spins.fetch_add(1, std::memory_order_relaxed);
+    };
+    std::thread helper(spin);
+    spin();
+    helper.join();
+    return x + static_cast<int>(spins.load() % 2);
+  };
+  auto src = numbers(4);
+  const sample_stats s = detail::sample(spin_two_threads, src, 4, in_child).stats;
+  for (const pid_t pid : children) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  INFO("CPU / wall " << s.cpu_per_wall << ", threads " << s.threads_inside << " with " << hogs << " hogs");
+  CHECK(s.threads_inside >= 2);
+  CHECK(s.cpu_per_wall > 1.2);  // both threads wanted a core the whole time
+  CHECK(s.cpu_per_wall < 2.5);
+}
+
+TEST_CASE("a source that throws while sampled is the source's error, its own exception nested", "[sample]") {
+  const bool in_child = GENERATE(false, true);
+  auto identity = [](const int& x) { return x; };
+  auto throwing = make_source([n = 0]() mutable -> std::optional<int> {
+    if (n == 3) throw std::domain_error("disk gone");
+    return n++;
+  });
+  try {
+    (void)detail::sample(identity, throwing, 5, in_child);
+    FAIL("expected source_error");
+  } catch (const source_error& e) {
+    CHECK(e.code() == exit_code::source_failed);
+    CHECK_THAT(std::string(e.what()), Contains("item 3") && Contains("disk gone"));
+    CHECK_THROWS_AS(std::rethrow_if_nested(e), std::domain_error);
+  }
+}
+
+TEST_CASE("optimize passes a throwing source's error through with its code and original", "[sample]") {
+  auto identity = [](const int& x) { return x; };
+  auto throwing = [n = 0]() mutable -> std::optional<int> {
+    if (n == 1) throw std::domain_error("disk gone");
+    return n++;
+  };
+  try {
+    (void)optimize(identity, throwing);
+    FAIL("expected source_error");
+  } catch (const source_error& e) {
+    CHECK(e.code() == exit_code::source_failed);
+    CHECK_THROWS_AS(std::rethrow_if_nested(e), std::domain_error);
+  }
+}
+
+// Sampled results are kept for the run: past a budget, sampling stops rather than hold several
+// huge results, and planning holds about one result at a time beyond those it keeps.
+TEST_CASE("sampling huge results stops early and keeps the root near one result's size", "[sample]") {
+  const bool in_child = GENERATE(false, true);
+  constexpr std::size_t size = 40 * mib;
+  auto huge = [](const int& x) { return std::vector<std::uint8_t>(size, static_cast<std::uint8_t>(x)); };
+  auto src = numbers(10);
+  REQUIRE(reset_peak_memory());
+  const std::uint64_t before = read_process().resident_bytes;
+  const auto out = detail::sample(huge, src, 5, in_child);
+  const std::uint64_t growth = peak_memory_bytes() - std::min(before, peak_memory_bytes());
+  INFO("root peak growth " << growth / mib << " MiB for results of " << size / mib << " MiB");
+  CHECK(out.stats.cut_for_memory);
+  CHECK(out.stats.count == 2);  // 80 MiB kept passes the 64 MiB budget
+  CHECK(out.items.size() == 2);
+  CHECK(out.stats.result_bytes >= static_cast<double>(size));
+  // Two kept results, and at most two more in flight (the bytes and the copy being read or measured).
+  CHECK(growth < 5 * size);
 }

@@ -11,6 +11,10 @@
 
 namespace amorsize {
 
+/// Local workers per usable core, at most, unless the caller forces a count: enough for functions
+/// that mostly wait, few enough that the system's process and thread limits stay far away.
+inline constexpr int max_workers_per_core = 8;
+
 /// What the caller asks of the plan; unset fields are decided by the model.
 struct plan_request {
   plan_mode mode = plan_mode::gather_all;        ///< Gather all results or stream them.

@@ -51,9 +51,19 @@ struct streaming_optimization_result : optimization_result<T, R> {};
 namespace detail {
 
 /// Plans collectively: cluster layout and links on every rank, sampling and the model on the
-/// root, and the plan (or the root's error) broadcast to every rank.
+/// root, and the plan (or the root's error) broadcast to every rank. `sample_on_root(in_child)`
+/// samples in a forked sampler process when `in_child`, else in the root itself.
 plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
-                       const std::function<sample_stats()>& sample_on_root);
+                       const std::function<sample_stats(bool in_child)>& sample_on_root);
+
+/// True when sampling may run in a forked sampler: no launcher, and this process has no other thread.
+bool sample_in_child();
+
+/// Samples `fn` on the first `count` items of `src`, in a forked sampler when `in_child`.
+template <class Fn, class T>
+auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child) {
+  return in_child ? run_sample_in_child(fn, src, count) : run_sample(fn, src, count);
+}
 
 /// Samples and plans; fills `result`'s plan, data and sampled results.
 template <class Fn, class T, class Result>
@@ -62,8 +72,8 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
   const std::optional<std::size_t> total = src.size();
   using R = std::decay_t<std::invoke_result_t<Fn&, const T&>>;
   std::optional<sample_outcome<T, R>> sampled;
-  static_cast<plan&>(result) = plan_collectively(options, mode, total, [&] {
-    sampled.emplace(run_sample(fn, src, options.sample_size));
+  static_cast<plan&>(result) = plan_collectively(options, mode, total, [&](bool in_child) {
+    sampled.emplace(sample(fn, src, options.sample_size, in_child));
     return sampled->stats;
   });
   if (sampled) {
@@ -114,7 +124,7 @@ std::size_t estimate_safe_batch_size(Fn&& fn, Data&& data, double max_memory_fra
   options.memory_fraction = max_memory_fraction;
   validate(options);
   auto src = make_source(std::forward<Data>(data));
-  auto sampled = detail::run_sample(fn, src, sample_size);
+  auto sampled = detail::sample(fn, src, sample_size, detail::sample_in_child());
   src.replay(std::move(sampled.items));
   return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, max_memory_fraction);
 }

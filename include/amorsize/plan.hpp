@@ -68,6 +68,7 @@ struct plan_profile {
   // The model.
   double serial_seconds = 0.0;              ///< Predicted serial run time (0 for endless sources).
   double parallel_seconds = 0.0;            ///< Predicted parallel run time (0 for endless sources).
+  double parallel_speedup = 1.0;            ///< Predicted speedup of the parallel alternative, also when the plan rejected it for serial.
   double root_load = 0.0;                   ///< Fraction of a core the root spends dispatching and gathering.
   double overhead_fraction = 0.0;           ///< Share of the parallel run spent on overheads, not items.
   // Timing of the planning itself.
@@ -88,7 +89,7 @@ struct plan {
   chunk_schedule schedule;                  ///< How chunk sizes evolve.
   bool use_ordered = true;                  ///< Results in input order (imap) or as completed (imap_unordered).
   std::size_t buffer_size = 0;              ///< Items in flight at most (dispatched but not yet handed over).
-  double estimated_speedup = 1.0;           ///< Predicted serial time / parallel time.
+  double estimated_speedup = 1.0;           ///< Predicted speedup of this plan: serial time / planned time (1.0 for a serial plan).
   std::string reason;                       ///< Why this plan, in a few sentences.
   std::vector<std::string> warnings;        ///< What the user should know or do.
   plan_profile profile;                     ///< The numbers behind it.

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,13 +29,49 @@ struct sample_stats {
   double input_bytes = 0.0;               ///< Mean serialized size of an item (Boost binary archive).
   double result_bytes = 0.0;              ///< Mean serialized size of a result.
   double serialize_seconds = 0.0;         ///< Mean time to serialize and deserialize one item and its result.
-  std::uint64_t memory_per_call = 0;      ///< Largest peak resident-memory growth of one call, in bytes.
+  std::uint64_t memory_per_call = 0;      ///< Largest peak resident-memory growth of one call (or its largest child process), in bytes.
+  bool cut_for_memory = false;            ///< Sampling stopped early: the results kept for reuse reached the memory budget.
   std::vector<double> item_seconds;       ///< Wall time of each successful sampled call.
   std::vector<item_error> errors;         ///< The sampled items that threw.
 
   /// Computes mean, CV, min, max and total from `item_seconds`.
   void summarise();
 };
+
+/// What one call cost: every thread it ran and every child process it waited for.
+struct call_cost {
+  double wall_seconds = 0.0;      ///< Wall time of the call.
+  double demand_seconds = 0.0;    ///< Core-seconds the call wanted: CPU time of its threads and child processes, plus its threads' waits for a CPU.
+  int threads = 1;                ///< Most threads the call ran at once, the calling one included (or left alive after it).
+  std::uint64_t memory_bytes = 0; ///< Peak resident-memory growth of the process during the call, or the largest child process it waited for.
+};
+
+/// Runs `call` and measures it: clocks are read right around it, /proc outside them; a thread
+/// watches the process's other threads while it runs. `call` must not throw.
+call_cost measure_call(const std::function<void()>& call);
+
+/// Returns the number of threads in this process (/proc/self/task).
+int process_threads();
+
+namespace detail {
+
+/// Turns measured calls into sample_stats, so sampling in this process and in a child share one summary.
+class sample_accumulator {
+ public:
+  /// Adds a call that returned a result.
+  void add_success(const call_cost& cost);
+  /// Adds a call that threw (or crashed its process) on the item at `index`.
+  void add_failure(std::size_t index, std::string message);
+  /// Returns the summary of `items` sampled items; throws sample_error when every call failed.
+  sample_stats finish(std::size_t items);
+
+ private:
+  sample_stats stats_;
+  double demand_ = 0.0;
+  double wall_ = 0.0;
+};
+
+}  // namespace detail
 
 /// Memory and thread readings of this process that sampling takes around each call.
 struct process_reading {

@@ -1,6 +1,7 @@
 // A pool of forked worker processes, each talking to the root over its own socket pair.
 #include <amorsize/engine/local_backends.hpp>
 #include <amorsize/error.hpp>
+#include <amorsize/sample.hpp>
 
 #include "worker_process.hpp"
 
@@ -84,11 +85,11 @@ class process_backend final : public backend {
     if (workers < 1) throw input_error("a process pool needs at least one worker, not " + std::to_string(workers));
     if (!task_) throw input_error("a process pool needs a task to run");
     slots_.resize(static_cast<std::size_t>(workers));
-    for (auto& s : slots_) {
-      if (!start(s)) {
+    for (std::size_t w = 0; w < slots_.size(); ++w) {
+      if (!start(slots_[w])) {
         const int err = errno;
         stop();
-        throw std::system_error(err, std::generic_category(), "cannot fork a worker process");
+        throw resource_error(detail::refused_message("worker process", w, slots_.size(), err));
       }
     }
   }
@@ -250,8 +251,18 @@ class process_backend final : public backend {
     while (s.in_used - pos >= sizeof head) {
       std::memcpy(&head, s.in.data() + pos, sizeof head);
       if (s.in_used - pos - sizeof head < head.length) break;
-      std::string payload = s.in.substr(pos + sizeof head, head.length);
-      pos += sizeof head + head.length;
+      std::string payload;
+      if (pos == 0 && sizeof head + head.length == s.in_used && head.length >= read_block) {
+        // A large result alone in the buffer: take the buffer rather than copy it.
+        payload = std::move(s.in);
+        payload.resize(s.in_used);
+        payload.erase(0, sizeof head);
+        s.in = std::string();
+        s.in_used = 0;
+      } else {
+        payload = s.in.substr(pos + sizeof head, head.length);
+        pos += sizeof head + head.length;
+      }
       if (auto it = std::find(s.held.begin(), s.held.end(), head.id); it != s.held.end()) s.held.erase(it);
       if (head.failed != 0) {
         ready_.emplace_back(worker_lost{w, {head.id}, std::move(payload)});
@@ -292,6 +303,8 @@ class process_backend final : public backend {
 };
 
 }  // namespace
+
+bool fork_is_safe() { return process_threads() == 1; }
 
 std::unique_ptr<backend> make_process_backend(int workers, chunk_task task) {
   return std::make_unique<process_backend>(workers, std::move(task));

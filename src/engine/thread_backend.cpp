@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -22,8 +23,13 @@ class thread_backend final : public backend {
     if (!task_) throw input_error("a thread pool needs a task to run");
     lanes_.reserve(static_cast<std::size_t>(workers));
     for (int w = 0; w < workers; ++w) lanes_.push_back(std::make_unique<lane>());
+    int w = 0;
     try {
-      for (int w = 0; w < workers; ++w) lanes_[static_cast<std::size_t>(w)]->thread = std::thread([this, w] { serve(w); });
+      for (; w < workers; ++w) lanes_[static_cast<std::size_t>(w)]->thread = std::thread([this, w] { serve(w); });
+    } catch (const std::system_error& e) {
+      stop();
+      throw resource_error(detail::refused_message("worker thread", static_cast<std::size_t>(w), lanes_.size(),
+                                                   e.code().value()));
     } catch (...) {
       stop();
       throw;

@@ -10,7 +10,9 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -151,6 +153,17 @@ std::chrono::steady_clock::time_point deadline_after(double seconds) {
   const double s = std::isnan(seconds) ? 0.0 : std::clamp(seconds, 0.0, longest);
   using clock = std::chrono::steady_clock;
   return clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(s));
+}
+
+std::string refused_message(const char* what, std::size_t index, std::size_t count, int err) {
+  rlimit limit{};
+  std::string limit_text = "unknown";
+  if (::getrlimit(RLIMIT_NPROC, &limit) == 0) {
+    limit_text = limit.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(limit.rlim_cur);
+  }
+  return "the system refused to start " + std::string(what) + " " + std::to_string(index + 1) + " of " +
+         std::to_string(count) + " (" + std::strerror(err) + "): the limit on processes and threads is reached "
+         "(ulimit -u: " + limit_text + "; or the cgroup's pids.max): run fewer workers or raise the limit";
 }
 
 bool run_task(const engine::chunk_task& task, const std::string& items, std::string& out, double& compute_seconds) {

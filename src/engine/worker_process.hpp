@@ -46,6 +46,9 @@ std::string describe_exit(int status);
 /// Returns the steady-clock time `seconds` from now; negative means now, and very long waits are capped.
 std::chrono::steady_clock::time_point deadline_after(double seconds);
 
+/// Says that the system refused `what` number `index` (0-based) of `count` with errno `err`, naming the limit.
+std::string refused_message(const char* what, std::size_t index, std::size_t count, int err);
+
 /// Runs `task` on `items` into `out`; false, with "the task threw: <what>" in `out`, when it throws.
 bool run_task(const engine::chunk_task& task, const std::string& items, std::string& out, double& compute_seconds);
 

@@ -294,6 +294,15 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
   backend_kind kind = options_.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
   if (s.mpi() && kind != backend_kind::serial) kind = backend_kind::mpi;
   if (!s.mpi() && kind == backend_kind::mpi) kind = backend_kind::processes;
+  if (kind == backend_kind::processes && !engine::fork_is_safe()) {
+    kind = backend_kind::threads;
+    if (options_.log) {
+      *options_.log << "amorsize: warning: the program already runs " << process_threads()
+                    << " threads: forking worker processes from it could deadlock them (a lock held at the fork "
+                       "stays locked), so the workers are threads. Start the pool before any threads (OpenMP, a "
+                       "thread pool) to get processes.\n";
+    }
+  }
   if (s.mpi()) engine::agree_on_call(s, detail::call_name<F, T>(ordered ? "imap" : "imap_unordered", detail::next_call_number()));
 
   engine::dispatch_options dispatch;

@@ -1,6 +1,7 @@
 #pragma once
 // Sampling: runs the user's function on the first items and measures it (template part of sample.hpp).
 
+#include <amorsize/engine/local_backends.hpp>
 #include <amorsize/error.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/source.hpp>
@@ -14,7 +15,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <exception>
+#include <memory>
+#include <streambuf>
+#include <tuple>
+#include <variant>
 #include <functional>
 #include <optional>
 #include <sstream>
@@ -38,10 +44,21 @@ std::string to_bytes(const T& value) {
   return std::move(out).str();
 }
 
-/// Reads a value written by `to_bytes`.
+/// A read-only stream buffer over bytes held elsewhere, so reading a message does not copy it.
+class bytes_view_buffer : public std::streambuf {
+ public:
+  /// Reads `size` bytes at `data`, which must outlive the buffer.
+  bytes_view_buffer(const char* data, std::size_t size) {
+    char* begin = const_cast<char*>(data);  // get area only: never written through
+    setg(begin, begin, begin + size);
+  }
+};
+
+/// Reads a value written by `to_bytes` from `bytes`, starting `offset` bytes in.
 template <class T>
-T from_bytes(const std::string& bytes) {
-  std::istringstream in(bytes, std::ios::binary);
+T from_bytes(const std::string& bytes, std::size_t offset = 0) {
+  bytes_view_buffer buffer(bytes.data() + offset, bytes.size() - offset);
+  std::istream in(&buffer);
   boost::archive::binary_iarchive archive(in, archive_flags);
   T value;
   archive >> value;
@@ -94,87 +111,172 @@ inline std::string current_exception_message() {
   }
 }
 
-/// Runs `fn` on the first `count` items of `src` one by one and measures each call.
+/// Results kept from sampling, at most (bytes): past it sampling stops, so planning a function
+/// with huge results holds about one of them, not `sample_size`.
+inline constexpr double sample_result_budget = 64.0 * 1024 * 1024;
+
+/// Results up to this size in all are measured as one chunk; larger ones one at a time, as they come.
+inline constexpr double chunk_measure_limit = 4.0 * 1024 * 1024;
+
+/// Pulls the next item to sample; an exception from the source becomes source_error, the original nested.
+template <class T>
+std::optional<T> next_sample_item(source<T>& src, std::size_t index) {
+  try {
+    return src.next();
+  } catch (...) {
+    std::throw_with_nested(source_error("the input source threw while item " + std::to_string(index) +
+                                        " was read for sampling: " + current_exception_message()));
+  }
+}
+
+/// Fills the serialization figures of `out` from its items and results; `result_seconds` and
+/// `result_bytes` are per-result figures already measured where the results crossed a process
+/// boundary (0: measure here).
+template <class T, class R>
+void measure_serialization(sample_outcome<T, R>& out, double result_seconds, double result_bytes) {
+  const auto [item_seconds, item_bytes] = chunk_serialization_cost(out.items);
+  out.stats.input_bytes = item_bytes;
+  if (result_bytes == 0.0 || result_bytes * static_cast<double>(out.stats.count) <= chunk_measure_limit) {
+    // Small results cross the wire a chunk at a time: measure them that way.
+    std::vector<R> results;
+    results.reserve(out.stats.count);
+    for (const auto& r : out.results) {
+      if (r) results.push_back(*r);
+    }
+    std::tie(result_seconds, result_bytes) = chunk_serialization_cost(results);
+  }
+  out.stats.result_bytes = result_bytes;
+  out.stats.serialize_seconds = item_seconds + result_seconds;
+}
+
+/// Runs `fn` on the first `count` items of `src` one by one in this process and measures each call.
 ///
-/// Throws empty_source_error when the source has no item and sample_error when every call threw.
+/// Throws empty_source_error when the source has no item, sample_error when every call threw and
+/// source_error when the source threw.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
 sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
   sample_outcome<T, R> out;
-  double cpu_total = 0.0;
-  double wall_total = 0.0;
-  const bool peak_resettable = reset_peak_memory();
+  sample_accumulator sampled;
+  double kept_bytes = 0.0;
+  double result_seconds = 0.0;
   for (std::size_t index = 0; index < count; ++index) {
-    std::optional<T> item = src.next();
+    std::optional<T> item = next_sample_item(src, index);
     if (!item) break;
     out.items.push_back(std::move(*item));
     const T& current = out.items.back();
-
-    if (peak_resettable) reset_peak_memory();
-    const process_reading before = read_process();
-    const double peak_before = peak_resettable ? static_cast<double>(peak_memory_bytes()) : 0.0;
     std::optional<R> result;
-    // Clocks are read right around the call; /proc is read outside them.
-    const long blocks_start = thread_voluntary_switches();
-    const double delay_start = thread_run_delay_seconds();
-    const double thread_cpu_start = thread_cpu_seconds();
-    const double cpu_start = process_cpu_seconds();
-    const auto wall_start = std::chrono::steady_clock::now();
-    try {
-      result.emplace(std::invoke(fn, current));
-    } catch (...) {
-      out.stats.errors.push_back({index, current_exception_message()});
-    }
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    const double cpu = process_cpu_seconds() - cpu_start;
-    const double thread_cpu = thread_cpu_seconds() - thread_cpu_start;
-    const double delay = thread_run_delay_seconds() - delay_start;
-    const bool blocked = thread_voluntary_switches() != blocks_start;
-    const process_reading after = read_process();
+    std::string failure;
+    const call_cost cost = measure_call([&] {
+      try {
+        result.emplace(std::invoke(fn, current));
+      } catch (...) {
+        failure = current_exception_message();
+      }
+    });
     if (result) {
-      out.stats.item_seconds.push_back(wall);
-      wall_total += wall;
-      // On a busy machine a compute-bound call waits for a core: that wait is demand, not
-      // idleness. The calling thread cannot have waited longer than the call took beyond its own
-      // CPU time; the bound drops waits taken while the clocks themselves were read. A calling
-      // thread that never blocked wanted a core all along, even where its CPU clock fell behind
-      // (time the hypervisor stole from a virtual machine is on neither clock).
-      const double demand = cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu));
-      cpu_total += blocked ? demand : std::max(demand, wall);
-      // Threads the call left alive (a pool it started) count as threads inside the function.
-      out.stats.threads_inside = std::max(out.stats.threads_inside, 1 + std::max(0, after.threads - before.threads));
-      const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);
-      const double base = peak_resettable ? std::min(peak_before, static_cast<double>(before.resident_bytes))
-                                          : static_cast<double>(before.resident_bytes);
-      out.stats.memory_per_call = std::max(out.stats.memory_per_call, static_cast<std::uint64_t>(std::max(0.0, peak_after - base)));
+      sampled.add_success(cost);
+      const double start = monotonic_seconds();
+      kept_bytes += static_cast<double>(serialization_round_trip(*result));
+      result_seconds += monotonic_seconds() - start;
+    } else {
+      sampled.add_failure(index, std::move(failure));
     }
     out.results.push_back(std::move(result));
+    if (kept_bytes > sample_result_budget && index + 1 < count) {
+      out.stats.cut_for_memory = true;
+      break;
+    }
   }
-  if (out.items.empty()) {
-    throw empty_source_error("the source is empty: there is nothing to sample or run; pass at least one item");
+  const bool cut = out.stats.cut_for_memory;
+  out.stats = sampled.finish(out.items.size());
+  out.stats.cut_for_memory = cut;
+  const auto timed = static_cast<double>(out.stats.count);
+  measure_serialization(out, result_seconds / timed, kept_bytes / timed);
+  return out;
+}
+
+/// The header of a sampler's answer for one item; the serialized result (or the error) follows.
+struct sampled_call {
+  call_cost cost;                 ///< What the call cost.
+  std::uint8_t ok = 0;            ///< 1: a result follows; 0: the call threw and its message follows.
+  double write_seconds = 0.0;     ///< Time the sampler took to serialize the result.
+};
+
+/// Runs `fn` on the first `count` items of `src` in a forked sampler process, one item at a time,
+/// and measures each call there; the root runs none of the user's code.
+///
+/// User code may start threads (OpenMP, BLAS, TBB) that would make any later fork of the root
+/// unsafe, and may crash: both stay in the sampler. A sampler killed by an item reports that item
+/// as failed and is replaced. Throws like run_sample.
+template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
+sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count) {
+  // The sampler's side: one item in, its cost and its result (or error) out.
+  engine::chunk_task task = [&fn](const std::string& payload, double& compute_seconds) {
+    const T item = from_bytes<T>(payload);
+    std::optional<R> result;
+    sampled_call answer;
+    std::string body;
+    answer.cost = measure_call([&] {
+      try {
+        result.emplace(std::invoke(fn, item));
+      } catch (...) {
+        body = current_exception_message();
+      }
+    });
+    compute_seconds = answer.cost.wall_seconds;
+    if (result) {
+      const double start = monotonic_seconds();
+      body = to_bytes(*result);
+      answer.write_seconds = monotonic_seconds() - start;
+      answer.ok = 1;
+    }
+    body.insert(0, reinterpret_cast<const char*>(&answer), sizeof answer);
+    return body;
+  };
+  const std::unique_ptr<engine::backend> sampler = engine::make_process_backend(1, task);
+
+  sample_outcome<T, R> out;
+  sample_accumulator sampled;
+  double kept_bytes = 0.0;
+  double result_seconds = 0.0;
+  // A sampler that items keep killing is not replaced (see make_process_backend): stop there.
+  for (std::size_t index = 0; index < count && sampler->alive(0); ++index) {
+    std::optional<T> item = next_sample_item(src, index);
+    if (!item) break;
+    sampler->send(0, engine::chunk{index, index, 1, to_bytes(*item)});
+    out.items.push_back(std::move(*item));
+    std::optional<engine::event> event;
+    while (!(event = sampler->wait(1.0))) {
+    }
+    std::optional<R> result;
+    if (auto* done = std::get_if<engine::chunk_result>(&*event)) {
+      sampled_call answer;
+      std::memcpy(&answer, done->payload.data(), sizeof answer);
+      if (answer.ok != 0) {
+        const double start = monotonic_seconds();
+        result.emplace(from_bytes<R>(done->payload, sizeof answer));
+        result_seconds += answer.write_seconds + monotonic_seconds() - start;
+        kept_bytes += static_cast<double>(done->payload.size() - sizeof answer);
+        sampled.add_success(answer.cost);
+      } else {
+        sampled.add_failure(index, done->payload.substr(sizeof answer));
+      }
+    } else {
+      const auto& lost = std::get<engine::worker_lost>(*event);
+      sampled.add_failure(index, "its worker died while running it (" + lost.reason + ")");
+    }
+    out.results.push_back(std::move(result));
+    if (kept_bytes > sample_result_budget && index + 1 < count) {
+      out.stats.cut_for_memory = true;
+      break;
+    }
   }
-  out.stats.summarise();
-  out.stats.failed = out.stats.errors.size();
-  if (out.stats.count == 0) {
-    throw sample_error("the function threw on every sampled item (" + std::to_string(out.items.size()) +
-                       " of them, positions 0.." + std::to_string(out.items.size() - 1) +
-                       "); first error, at item " +
-                       std::to_string(out.stats.errors.front().index) + ": " + out.stats.errors.front().message);
-  }
-  // CPU clocks tick coarsely: below a millisecond of calls the ratio is noise, so assume one thread.
-  constexpr double min_wall_for_ratio = 1e-3;
-  out.stats.cpu_per_wall = wall_total >= min_wall_for_ratio ? cpu_total / wall_total : 1.0;
-  out.stats.threads_inside = std::max(out.stats.threads_inside, static_cast<int>(std::lround(out.stats.cpu_per_wall)));
-  // Items and results cross the wire a chunk at a time: measure them that way.
-  std::vector<R> results;
-  results.reserve(out.stats.count);
-  for (const auto& r : out.results) {
-    if (r) results.push_back(*r);
-  }
-  const auto [item_seconds, item_bytes] = chunk_serialization_cost(out.items);
-  const auto [result_seconds, result_bytes] = chunk_serialization_cost(results);
-  out.stats.input_bytes = item_bytes;
-  out.stats.result_bytes = result_bytes;
-  out.stats.serialize_seconds = item_seconds + result_seconds;
+  sampler->stop();
+  const bool cut = out.stats.cut_for_memory;
+  out.stats = sampled.finish(out.items.size());
+  out.stats.cut_for_memory = cut;
+  const auto timed = static_cast<double>(out.stats.count);
+  measure_serialization(out, result_seconds / timed, kept_bytes / timed);
   return out;
 }
 

@@ -484,6 +484,23 @@ TEST_CASE("a run on optimize_streaming's result reuses the sampled results", "[p
   if (kind == backend_kind::processes) CHECK(no_child_left());
 }
 
+// A result's data is consumed by its run: running it again would yield only the sampled records.
+TEST_CASE("running an optimization result a second time is an error, not its sampled records alone", "[pool]") {
+  const std::vector<int> data = iota_items(50);
+  const auto twice = [](const int& x) { return 2 * x; };
+  auto planned = optimize(twice, data);
+  pool p(planned);
+  CHECK(p.map(twice, planned).size() == data.size());
+  try {
+    (void)p.map(twice, planned);
+    FAIL("a consumed result ran again");
+  } catch (const input_error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("already run") && Catch::Contains("optimize"));
+  }
+  const auto copy = planned;  // copies share the consumed data
+  CHECK_THROWS_AS(p.imap(twice, copy), input_error);
+}
+
 namespace {
 
 /// Streams 2000 results of 1 MiB each (500 in sanitized builds) through imap_unordered on

@@ -59,6 +59,9 @@ class source {
     for (auto it = items.rbegin(); it != items.rend(); ++it) state_->replayed.push_front(std::move(*it));
   }
 
+  /// Returns how many items put back with `replay` have not come out yet.
+  [[nodiscard]] std::size_t replayed() const noexcept { return state_->replayed.size(); }
+
   /// Returns how many items are left, or nullopt when unknown (a generator without a size, an endless stream).
   [[nodiscard]] std::optional<std::size_t> size() const {
     if (!state_->remaining) return std::nullopt;

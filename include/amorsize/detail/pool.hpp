@@ -46,6 +46,12 @@ template <class R, planned_result Data>
 auto make_run_input(const Data& result) {
   using sampled = typename decltype(result.sampled_results)::value_type::value_type;
   static_assert(std::is_same_v<R, sampled>, "the function's result type differs from the one the plan sampled");
+  // A fresh result's data starts with its sampled items; a run takes them, so a second run would
+  // see only the sampled records.
+  if (result.data.replayed() < result.sampled_results.size()) {
+    throw input_error("this optimization result was already run: its data is consumed; call optimize or "
+                      "optimize_streaming again for another run");
+  }
   return run_input<pool_item_t<Data>, R>{result.data, result.sampled_results, result.sample_errors};
 }
 

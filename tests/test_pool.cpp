@@ -550,6 +550,43 @@ TEST_CASE("a streamed run with a small window and automatic chunks keeps the roo
   check_bounded_stream(0);
 }
 
+// Settings no run can use are refused before anything runs, naming the value and what to do.
+TEST_CASE("a pool refuses worker counts below one and chunk sizes that look negative", "[pool]") {
+  using Catch::Contains;
+  CHECK_THROWS_AS(pool(0), input_error);
+  CHECK_THROWS_WITH(pool(0), Contains("{0}") && Contains("at least one worker"));
+  CHECK_THROWS_AS(pool(-3), input_error);
+  CHECK_THROWS_WITH(pool(-3), Contains("-3") && Contains("negative"));
+
+  pool_options negative = options_for(backend_kind::threads);
+  negative.workers_per_node = {2, -1};
+  CHECK_THROWS_AS(pool(negative), input_error);
+  CHECK_THROWS_WITH(pool(negative), Contains("workers_per_node[1] is -1"));
+  pool_options none = options_for(backend_kind::processes);
+  none.workers_per_node = {0, 0};
+  CHECK_THROWS_WITH(pool(none), Contains("{0, 0}") && Contains("at least one worker"));
+  pool_options huge_schedule = options_for(backend_kind::threads);
+  huge_schedule.schedule.chunksize = static_cast<std::size_t>(-1);
+  CHECK_THROWS_AS(pool(huge_schedule), input_error);
+  CHECK_THROWS_WITH(pool(huge_schedule), Contains("18446744073709551615") && Contains("negative number"));
+
+  // Unset workers are decided by the pool; a huge window is the caller's to choose.
+  pool_options decided = options_for(backend_kind::threads, std::size_t{1} << 40);
+  decided.workers_per_node.clear();
+  CHECK_NOTHROW(pool(decided));
+
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads, backend_kind::serial);
+  INFO("backend " << to_string(kind));
+  pool p(options_for(kind));
+  const std::vector<int> data = iota_items(10);
+  const std::size_t minus_one = static_cast<std::size_t>(-1);
+  CHECK_THROWS_AS(p.imap(triple_plus_one, data, minus_one), input_error);
+  CHECK_THROWS_WITH(p.imap_unordered(triple_plus_one, data, minus_one), Contains("18446744073709551615"));
+  CHECK_THROWS_AS(p.map(triple_plus_one, data, (std::size_t{1} << 31) + 1), input_error);
+  CHECK(p.map(triple_plus_one, data, std::size_t{1} << 31).size() == data.size());
+  if (kind == backend_kind::processes) CHECK(no_child_left());
+}
+
 // verbose: the log says which backend runs and with how many workers.
 TEST_CASE("a verbose pool says which backend and how many workers", "[pool]") {
   const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads);

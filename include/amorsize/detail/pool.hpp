@@ -281,6 +281,7 @@ inline pool::pool(const plan& p) {
 inline pool::pool(int workers) {
   options_.workers_per_node = {workers};
   options_.schedule.chunksize = 1;  // grows from measured chunk times
+  validate(options_);
 }
 
 template <class Fn, class Data>
@@ -290,6 +291,7 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
   using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
   using stream = result_stream<R>;
 
+  validate_chunksize(chunksize);
   session& s = session::current();
   backend_kind kind = options_.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
   if (s.mpi() && kind != backend_kind::serial) kind = backend_kind::mpi;

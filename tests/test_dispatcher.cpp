@@ -7,6 +7,7 @@
 #include <deque>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 using namespace amorsize;
 using namespace amorsize::engine;
@@ -33,7 +34,7 @@ chunk_codec counting_codec(std::optional<std::size_t> total, std::size_t& taken)
   c.make = [total, &taken](std::size_t max_items) {
     std::vector<std::string> items;
     while (items.size() < max_items && (!total || taken < *total)) items.push_back(std::to_string(taken++));
-    return std::make_pair(join(items), items.size());
+    return made_chunk{join(items), items.size(), nullptr};
   };
   c.split = split_payload;
   c.fail = [](std::size_t count, const std::string& reason) {
@@ -42,13 +43,14 @@ chunk_codec counting_codec(std::optional<std::size_t> total, std::size_t& taken)
   return c;
 }
 
-/// Workers run chunks when wait() is called, in an order the test picks; item "13" kills its worker.
+/// Workers run chunks when wait() is called, in an order the test picks; item `killer` kills its worker.
 class scripted_backend : public backend {
  public:
   scripted_backend(int workers, bool reverse) : queues_(static_cast<std::size_t>(workers)), reverse_(reverse) {}
   int workers() const override { return static_cast<int>(queues_.size()); }
   void send(int w, chunk c) override {
     max_held = std::max(max_held, queues_[static_cast<std::size_t>(w)].size() + 1);
+    if (answered > 0) sent_after_answer.insert(c.id);
     queues_[static_cast<std::size_t>(w)].push_back(std::move(c));
   }
   bool alive(int w) const override { return dead_.count(w) == 0; }
@@ -61,7 +63,7 @@ class scripted_backend : public backend {
       chunk c = std::move(queues_[w].front());
       queues_[w].pop_front();
       const auto items = split_payload(c.payload);
-      if (std::find(items.begin(), items.end(), "13") != items.end()) {
+      if (std::find(items.begin(), items.end(), killer) != items.end()) {
         worker_lost lost{static_cast<int>(w), {c.id}, "killed by signal 11 (Segmentation fault)"};
         for (const chunk& other : queues_[w]) lost.chunks.push_back(other.id);
         queues_[w].clear();
@@ -69,8 +71,11 @@ class scripted_backend : public backend {
         return lost;
       }
       std::vector<std::string> results;
-      for (const auto& item : items) results.push_back(item == "7" ? "!seven" : item);
-      return chunk_result{c.id, static_cast<int>(w), join(results), per_item_seconds * static_cast<double>(items.size())};
+      for (const auto& item : items) results.push_back((item == "7" ? "!seven" : item) + std::string(result_padding, ' '));
+      std::string payload = join(results);
+      ++answered;
+      if (sent_after_answer.count(c.id)) late_payload_bytes = std::max(late_payload_bytes, payload.size());
+      return chunk_result{c.id, static_cast<int>(w), std::move(payload), per_item_seconds * static_cast<double>(items.size())};
     }
     return std::nullopt;
   }
@@ -78,6 +83,11 @@ class scripted_backend : public backend {
   std::size_t max_held = 0;
   bool kill_permanently = false;
   double per_item_seconds = 0.01;
+  std::string killer = "13";                      // the item that kills its worker
+  std::size_t result_padding = 0;                 // bytes added to each result
+  std::size_t answered = 0;                       // chunks answered so far
+  std::set<std::uint64_t> sent_after_answer;      // chunks sent once some result was known
+  std::size_t late_payload_bytes = 0;             // largest result payload of those chunks
 
  private:
   std::vector<std::deque<chunk>> queues_;
@@ -207,4 +217,83 @@ TEST_CASE("stop_dispatching drains what is in flight and ends", "[dispatcher]") 
   }
   CHECK(handed >= 30);
   CHECK(handed == d.next_index());  // everything taken from the source was handed over
+}
+
+TEST_CASE("large result payloads shrink the next chunks so a chunk's results stay within 4 MiB", "[dispatcher]") {
+  scripted_backend b(2, false);
+  b.killer = "none";                 // a chunk retried as it was would keep its size
+  b.result_padding = 256 * 1024;     // a quarter MiB a result: 4 MiB hold 15 of them
+  b.per_item_seconds = 0.2 / 64;     // the measured times agree with the plan's chunks of 64
+  dispatch_options o;
+  o.schedule.chunksize = 64;
+  o.target_chunk_duration = 0.2;
+  const run_outcome out = run(b, 400, o);
+  CHECK(out.indices.size() == 400);
+  CHECK(out.stats.largest_chunk == 64);  // sent before any result was known
+  CHECK(b.late_payload_bytes > 0);
+  CHECK(b.late_payload_bytes <= 4u * 1024 * 1024);
+
+  SECTION("but not a chunk size the caller forced") {
+    scripted_backend forced(2, false);
+    forced.killer = b.killer;
+    forced.result_padding = b.result_padding;
+    o.adaptive = false;
+    const run_outcome kept = run(forced, 400, o);
+    CHECK(kept.indices.size() == 400);
+    CHECK(kept.stats.smallest_chunk == 400 % 64);
+    CHECK(forced.late_payload_bytes > 4u * 1024 * 1024);
+  }
+}
+
+// The window that follows the chunks counts each chunk at most 4 MiB at 64 bytes an item, so a
+// forced chunk of 2^30 items over an endless source reads at most 2 x 2 workers x 2 chunks x
+// 65,536 items before the first chunk comes back. The codec ends after 4 million items so that a
+// run without that bound ends too; the dispatcher is not told, so it sees an endless source.
+TEST_CASE("a huge forced chunk size over an endless source is read only a window ahead", "[dispatcher]") {
+  scripted_backend b(2, false);
+  std::size_t taken = 0;
+  dispatch_options o;
+  o.schedule.chunksize = std::size_t{1} << 30;
+  o.adaptive = false;
+  dispatcher d(b, counting_codec(4'000'000, taken), o);
+  const auto first = d.next();
+  REQUIRE(first);
+  INFO("items taken before the first chunk came back: " << taken);
+  CHECK(taken <= std::size_t{2} * 2 * 2 * 65536);
+  CHECK(first->count <= taken);
+}
+
+TEST_CASE("a source that throws hands over every item read before it and then its exception", "[dispatcher]") {
+  const bool ordered = GENERATE(true, false);
+  const std::size_t chunksize = GENERATE(std::size_t{1}, std::size_t{3}, std::size_t{100});
+  INFO("ordered " << ordered << ", chunksize " << chunksize);
+  scripted_backend b(3, true);
+  std::size_t taken = 0;
+  chunk_codec codec = counting_codec(std::nullopt, taken);
+  codec.make = [&taken](std::size_t max_items) {
+    std::vector<std::string> items;
+    while (items.size() < max_items) {
+      if (taken == 7) return made_chunk{join(items), items.size(), std::make_exception_ptr(std::runtime_error("broken at 7"))};
+      items.push_back(std::to_string(taken++));
+    }
+    return made_chunk{join(items), items.size(), nullptr};
+  };
+  dispatch_options o;
+  o.ordered = ordered;
+  o.schedule.chunksize = chunksize;
+  o.adaptive = false;
+  dispatcher d(b, codec, o);
+  std::vector<std::size_t> handed;
+  std::string caught;
+  try {
+    while (auto f = d.next()) {
+      for (std::size_t i = 0; i < f->count; ++i) handed.push_back(f->first_index + i);
+    }
+  } catch (const std::runtime_error& e) {
+    caught = e.what();
+  }
+  CHECK(caught == "broken at 7");
+  if (!ordered) std::sort(handed.begin(), handed.end());
+  CHECK(handed == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6});
+  CHECK_FALSE(d.next());  // the exception comes once; then the run is over
 }

@@ -503,6 +503,16 @@ TEST_CASE("running an optimization result a second time is an error, not its sam
 
 namespace {
 
+/// Runs `body` and returns how far the root's peak resident memory grew meanwhile, in bytes.
+std::uint64_t peak_growth_of(const std::function<void()>& body) {
+  INFO("the kernel must reset the peak resident size (/proc/self/clear_refs) for this check");
+  REQUIRE(reset_peak_memory());
+  const std::uint64_t base = peak_memory_bytes();
+  body();
+  const std::uint64_t peak = peak_memory_bytes();
+  return peak > base ? peak - base : 0;
+}
+
 /// Streams 2000 results of 1 MiB each (500 in sanitized builds) through imap_unordered on
 /// processes with a window of 16 and `chunksize`: every record must arrive whole, the dispatcher
 /// must keep at most 16 items out, and the root's peak resident memory must grow by less than
@@ -515,18 +525,13 @@ void check_bounded_stream(std::size_t chunksize) {
   const std::vector<int> data = iota_items(count);
   const auto one_mib = [result_size](const int& x) { return std::vector<char>(result_size, static_cast<char>(x % 128)); };
 
-  if (!reset_peak_memory()) {
-    WARN("the kernel does not reset the peak resident size: memory not checked");
-    return;
-  }
-  const std::uint64_t base = peak_memory_bytes();
   pool p(options_for(backend_kind::processes, window));
   std::vector<int> seen(count, 0);
   std::size_t arrived = 0;
   std::size_t wrong = 0;
   bool cut_short = false;
   run_stats stats;
-  {
+  const std::uint64_t growth = peak_growth_of([&] {
     auto stream = p.imap_unordered(one_mib, data, chunksize);
     for (const auto& r : stream) {
       ++arrived;
@@ -542,9 +547,7 @@ void check_bounded_stream(std::size_t chunksize) {
       }
     }
     stats = stream.stats();
-  }
-  const std::uint64_t peak = peak_memory_bytes();
-  const std::uint64_t growth = peak > base ? peak - base : 0;
+  });
   INFO("chunksize " << chunksize << ": peak growth " << growth / (1024 * 1024) << " MiB; peak outstanding "
                     << stats.peak_outstanding << " items; " << stats.chunks << " chunks; " << arrived << " records");
   CHECK_FALSE(cut_short);
@@ -568,6 +571,182 @@ TEST_CASE("a streamed run of 1 MiB results with a small window keeps the root's 
 // Bounded memory with automatic chunk sizes: the adaptive size must not outgrow the window.
 TEST_CASE("a streamed run with a small window and automatic chunks keeps the root's memory bounded", "[pool]") {
   check_bounded_stream(0);
+}
+
+// Large results with no window asked for and no plan: chunk sizes, and the window that follows
+// them, must count the results' bytes and not only the items' (tiny) ones, or chunks of hundreds
+// of 1 MiB results pile up on the root. 3000 results (500 in sanitized builds) stream 3 GiB.
+TEST_CASE("large results keep the root's memory bounded with automatic chunks and window", "[pool]") {
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads);
+  const std::size_t count = sanitized_build ? 500 : 3000;
+  const std::size_t result_size = std::size_t{1} << 20;
+  const std::vector<int> data = iota_items(count);
+  const auto one_mib = [result_size](const int& x) {
+    return std::vector<std::uint8_t>(result_size, static_cast<std::uint8_t>(x % 251));
+  };
+  // pool(n) runs processes with automatic chunks; the threads backend gets the same through pool_options.
+  pool p = kind == backend_kind::processes ? pool(test_workers) : pool(options_for(kind));
+  std::size_t right = 0;
+  run_stats stats;
+  const std::uint64_t growth = peak_growth_of([&] {
+    auto stream = p.imap_unordered(one_mib, data);
+    for (const auto& r : stream) {
+      if (r.index() < count && r.ok() && r->size() == result_size &&
+          r->front() == static_cast<std::uint8_t>(data[r.index()] % 251) && r->back() == r->front()) {
+        ++right;
+      }
+    }
+    stats = stream.stats();
+  });
+  INFO("backend " << to_string(stats.backend) << ": peak growth " << growth / (1024 * 1024) << " MiB for " << count
+                  << " results of 1 MiB in " << stats.chunks << " chunks; peak outstanding " << stats.peak_outstanding
+                  << " items");
+  CHECK(right == count);
+  CHECK(growth < 300u * 1024 * 1024);
+  if (kind == backend_kind::processes) CHECK(no_child_left());
+}
+
+// Settings no run can use are refused before anything runs, naming the value and what to do.
+TEST_CASE("a pool refuses worker counts below one and chunk sizes that look negative", "[pool]") {
+  using Catch::Contains;
+  CHECK_THROWS_AS(pool(0), input_error);
+  CHECK_THROWS_WITH(pool(0), Contains("{0}") && Contains("at least one worker"));
+  CHECK_THROWS_AS(pool(-3), input_error);
+  CHECK_THROWS_WITH(pool(-3), Contains("-3") && Contains("negative"));
+
+  pool_options negative = options_for(backend_kind::threads);
+  negative.workers_per_node = {2, -1};
+  CHECK_THROWS_AS(pool(negative), input_error);
+  CHECK_THROWS_WITH(pool(negative), Contains("workers_per_node[1] is -1"));
+  pool_options none = options_for(backend_kind::processes);
+  none.workers_per_node = {0, 0};
+  CHECK_THROWS_WITH(pool(none), Contains("{0, 0}") && Contains("at least one worker"));
+  pool_options huge_schedule = options_for(backend_kind::threads);
+  huge_schedule.schedule.chunksize = static_cast<std::size_t>(-1);
+  CHECK_THROWS_AS(pool(huge_schedule), input_error);
+  CHECK_THROWS_WITH(pool(huge_schedule), Contains("18446744073709551615") && Contains("negative number"));
+
+  // Unset workers are decided by the pool; a huge window is the caller's to choose.
+  pool_options decided = options_for(backend_kind::threads, std::size_t{1} << 40);
+  decided.workers_per_node.clear();
+  CHECK_NOTHROW(pool(decided));
+
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads, backend_kind::serial);
+  INFO("backend " << to_string(kind));
+  pool p(options_for(kind));
+  const std::vector<int> data = iota_items(10);
+  const std::size_t minus_one = static_cast<std::size_t>(-1);
+  CHECK_THROWS_AS(p.imap(triple_plus_one, data, minus_one), input_error);
+  CHECK_THROWS_WITH(p.imap_unordered(triple_plus_one, data, minus_one), Contains("18446744073709551615"));
+  CHECK_THROWS_AS(p.map(triple_plus_one, data, (std::size_t{1} << 31) + 1), input_error);
+  CHECK(p.map(triple_plus_one, data, std::size_t{1} << 31).size() == data.size());
+  if (kind == backend_kind::processes) CHECK(no_child_left());
+}
+
+// A huge chunk size forced over an endless source: a chunk is never larger than the window, and
+// the window that follows the chunks counts each at most 4 MiB at 64 bytes an item (65,536 items),
+// so at most 2 rounds x 2 workers x 2 chunks x 65,536 items are read before the first record.
+// The source ends after 4 million items so that a run without that bound ends too.
+TEST_CASE("a huge forced chunk size over an endless source is not read millions of items ahead", "[pool]") {
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads);
+  INFO("backend " << to_string(kind));
+  constexpr std::size_t give_up = 4'000'000;
+  std::size_t pulled = 0;
+  const auto endless = [&pulled]() -> std::optional<int> {
+    if (pulled == give_up) return std::nullopt;
+    return static_cast<int>(pulled++);
+  };
+  const auto twice = [](const int& x) { return 2LL * x; };
+  std::size_t pulled_before_first = 0;
+  {
+    pool p(options_for(kind));
+    auto stream = p.imap_unordered(twice, endless, std::size_t{1} << 30);
+    const auto first = stream.next();
+    pulled_before_first = pulled;
+    REQUIRE(first);
+    CHECK(first->ok());
+  }
+  INFO("items pulled before the first record: " << pulled_before_first);
+  CHECK(pulled_before_first <= std::size_t{2} * test_workers * 2 * 65536);
+  if (kind == backend_kind::processes) CHECK(no_child_left());
+}
+
+namespace {
+
+/// What a broken source throws: its own type, to check that the very exception comes out.
+class source_broke : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A generator over 0, 1, ... that throws source_broke when asked for item `at`.
+auto throwing_source(std::size_t& next, std::size_t at) {
+  return [&next, at]() -> std::optional<int> {
+    if (next == at) throw source_broke("the source broke at item " + std::to_string(at));
+    return static_cast<int>(next++);
+  };
+}
+
+const auto doubled = [](const int& x) { return 2LL * x; };
+
+/// Returns the problems of the records of items 0 .. 6 of a source that broke at item 7.
+std::string problems_before_break(const std::vector<item_result<long long>>& records, bool ordered) {
+  return problems_of<long long>(records, 7, ordered, [](const item_result<long long>& r) -> std::string {
+    if (!r.ok()) return "failed: " + r.error();
+    return r.value() == 2LL * static_cast<long long>(r.index()) ? "" : "wrong value " + std::to_string(r.value());
+  });
+}
+
+}  // namespace
+
+// A source that throws at item 7: items 0 .. 6 were read before it, so each gets its record (in
+// order for imap), then the source's own exception comes out of the stream, and no worker is left.
+TEST_CASE("a source that throws mid-run delivers every earlier record and then its own exception", "[pool]") {
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads, backend_kind::serial);
+  const bool ordered = GENERATE(true, false);
+  const std::size_t chunksize = GENERATE(std::size_t{1}, std::size_t{3}, std::size_t{0}, std::size_t{100});
+  INFO("backend " << to_string(kind) << ", " << (ordered ? "imap" : "imap_unordered") << ", chunksize " << chunksize);
+
+  std::size_t next = 0;
+  std::vector<item_result<long long>> records;
+  std::string caught;
+  {
+    pool p(options_for(kind));
+    auto stream = ordered ? p.imap(doubled, throwing_source(next, 7), chunksize)
+                          : p.imap_unordered(doubled, throwing_source(next, 7), chunksize);
+    try {
+      for (const auto& r : stream) records.push_back(r);
+    } catch (const source_broke& e) {
+      caught = e.what();
+    }
+    if (kind == backend_kind::processes) CHECK(no_child_left());  // stopped with the exception, stream alive
+  }
+  CHECK(problems_before_break(records, ordered) == "");
+  CHECK(caught == "the source broke at item 7");
+}
+
+// map rethrows the source's exception; process_in_batches hands over the batches gathered so far,
+// the last one short, then rethrows it.
+TEST_CASE("map and process_in_batches rethrow a throwing source's exception after the earlier batches", "[pool]") {
+  const backend_kind kind = GENERATE(backend_kind::processes, backend_kind::threads, backend_kind::serial);
+  INFO("backend " << to_string(kind));
+  pool p(options_for(kind));
+  std::size_t next = 0;
+  CHECK_THROWS_AS(p.map(doubled, throwing_source(next, 7)), source_broke);
+  next = 0;
+  CHECK_THROWS_WITH(p.map(doubled, throwing_source(next, 7)), "the source broke at item 7");
+
+  next = 0;
+  std::vector<std::size_t> sizes;
+  std::vector<item_result<long long>> all;
+  const auto keep = [&](std::vector<item_result<long long>>&& batch) {
+    sizes.push_back(batch.size());
+    for (auto& r : batch) all.push_back(std::move(r));
+  };
+  CHECK_THROWS_AS(p.process_in_batches(doubled, throwing_source(next, 7), keep, 4), source_broke);
+  CHECK(sizes == std::vector<std::size_t>{4, 3});
+  CHECK(problems_before_break(all, true) == "");
+  if (kind == backend_kind::processes) CHECK(no_child_left());
 }
 
 // verbose: the log says which backend runs and with how many workers.

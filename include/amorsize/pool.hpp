@@ -38,6 +38,13 @@ struct pool_options {
   std::ostream* log = &std::cerr;           ///< Where verbose output goes.
 };
 
+/// Throws input_error, naming the value and what to do, for options no run can use: a negative
+/// worker count, workers given but none positive, or a chunk size that looks like a negative number.
+void validate(const pool_options& options);
+
+/// Throws input_error for a chunk size over 2^31, most likely a negative number converted to std::size_t.
+void validate_chunksize(std::size_t chunksize);
+
 /// What the last call of a pool did, for reports.
 struct run_stats {
   backend_kind backend = backend_kind::serial; ///< Where it ran.
@@ -126,10 +133,10 @@ class pool {
  public:
   /// A pool that follows `p`: its backend, workers per node, schedule, order and window.
   explicit pool(const plan& p);
-  /// A pool with `workers` local workers (or worker ranks per node under MPI) and automatic chunks.
+  /// A pool with `workers` local workers (or worker ranks per node under MPI) and automatic chunks; workers >= 1.
   explicit pool(int workers);
-  /// A pool configured field by field.
-  explicit pool(pool_options options) : options_(std::move(options)) {}
+  /// A pool configured field by field; throws input_error for options no run can use (see validate).
+  explicit pool(pool_options options) : options_(std::move(options)) { validate(options_); }
 
   /// Runs `fn` on every item and returns every record, in input order (memory: all of them).
   template <class Fn, class Data>

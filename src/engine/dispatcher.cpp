@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <utility>
 
 namespace amorsize::engine {
 namespace {
@@ -22,8 +23,12 @@ class cpu_meter {
   double start_;
 };
 
-/// Largest chunk message adaptation may build, in bytes.
+/// Largest chunk message, of items or of their records, that adaptation and the window allow, in bytes.
 constexpr double max_chunk_bytes = 4.0 * 1024 * 1024;
+
+/// Fewest bytes an item counts for: its record costs at least this in the root's memory (index,
+/// value or error text), however small its serialized form; so 4 MiB hold at most 65,536 items.
+constexpr double min_item_bytes = 64.0;
 
 /// How long one wait for an event may last before the loop looks again.
 constexpr double wait_slice_seconds = 0.05;
@@ -41,7 +46,7 @@ dispatcher::dispatcher(backend& workers, chunk_codec codec, dispatch_options opt
   options_.schedule.chunksize = std::max<std::size_t>(1, options_.schedule.chunksize);
   options_.chunks_per_worker = std::max(1, options_.chunks_per_worker);
   window_follows_chunks_ = options_.buffer_size == 0;
-  if (window_follows_chunks_) options_.buffer_size = default_window();
+  bound_chunk_size();
 }
 
 std::optional<finished_chunk> dispatcher::next() {
@@ -59,7 +64,7 @@ std::optional<finished_chunk> dispatcher::next() {
         }
         retry_.clear();
         while (!draining_ && options_.total_items && !source_done_) {
-          auto [payload, count] = codec_.make(options_.schedule.chunksize);
+          const std::size_t count = take(options_.schedule.chunksize).count;
           if (count == 0) break;
           ready_.emplace(next_index_, finished_chunk{next_index_, count, codec_.fail(count, "no worker left to run it"), 0.0, -1});
           next_index_ += count;
@@ -68,7 +73,11 @@ std::optional<finished_chunk> dispatcher::next() {
         source_done_ = true;
         continue;
       }
-      if (retry_.empty() && (source_done_ || draining_)) return std::nullopt;
+      if (retry_.empty() && (source_done_ || draining_)) {
+        // Every item read before the source threw is handed over: now its exception, once.
+        if (source_failure_) std::rethrow_exception(std::exchange(source_failure_, nullptr));
+        return std::nullopt;
+      }
     }
     if (auto e = workers_.wait(wait_slice_seconds)) handle(std::move(*e));
   }
@@ -94,16 +103,16 @@ bool dispatcher::dispatch_one(int worker) {
   }
   if (draining_ || source_done_) return false;
   // No chunk is larger than the window, or one chunk alone would break the memory bound.
-  const std::size_t size = std::min(next_chunk_size(), options_.buffer_size);
+  const std::size_t size = std::min(next_chunk_size(), window());
   if (size == 0) {
     source_done_ = true;  // every item the source announced is taken
     return false;
   }
   if (!window_allows(size)) return false;
-  auto [payload, count] = codec_.make(size);
-  if (count < size) source_done_ = true;
+  made_chunk made = take(size);
+  const std::size_t count = made.count;
   if (count == 0) return false;
-  chunk c{next_id_++, next_index_, count, std::move(payload)};
+  chunk c{next_id_++, next_index_, count, std::move(made.payload)};
   next_index_ += count;
   outstanding_ += count;
   stats_.peak_outstanding = std::max(stats_.peak_outstanding, outstanding_);
@@ -113,17 +122,49 @@ bool dispatcher::dispatch_one(int worker) {
   return true;
 }
 
+made_chunk dispatcher::take(std::size_t max_items) {
+  made_chunk made = codec_.make(max_items);
+  if (made.count < max_items) source_done_ = true;
+  if (made.failure) {
+    // The items read before the source threw run as a last, short chunk; next() rethrows after them.
+    source_done_ = true;
+    source_failure_ = made.failure;
+  }
+  return made;
+}
+
 void dispatcher::send(int worker, chunk c, bool single) {
   ++stats_.chunks;
-  if (c.count > 0) bytes_per_item_ = static_cast<double>(c.payload.size()) / static_cast<double>(c.count);
+  if (c.count > 0) {
+    input_bytes_per_item_ = static_cast<double>(c.payload.size()) / static_cast<double>(c.count);
+    bound_chunk_size();
+  }
   ++held_[static_cast<std::size_t>(worker)];
   // Keep the payload until the answer comes: a worker that dies takes its copy with it.
   flight_[c.id] = in_flight{c, worker, single};
   workers_.send(worker, std::move(c));
 }
 
-std::size_t dispatcher::default_window() const {
-  return 2 * held_.size() * static_cast<std::size_t>(options_.chunks_per_worker) * options_.schedule.chunksize;
+std::size_t dispatcher::window() const {
+  if (!window_follows_chunks_) return options_.buffer_size;
+  // Rule: the window that follows the chunks is two rounds of the chunks the workers hold, each
+  // counted at no more than a chunk whose message stays within max_chunk_bytes, so a forced chunk
+  // size, however large, reads at most that many items and bytes ahead of the consumer.
+  return 2 * held_.size() * static_cast<std::size_t>(options_.chunks_per_worker) *
+         std::min(options_.schedule.chunksize, byte_bounded_chunk());
+}
+
+std::size_t dispatcher::byte_bounded_chunk() const {
+  const double item_bytes = std::max({min_item_bytes, input_bytes_per_item_, result_bytes_per_item_});
+  return static_cast<std::size_t>(std::max(1.0, std::floor(max_chunk_bytes / item_bytes)));
+}
+
+void dispatcher::bound_chunk_size() {
+  // A chunk size the caller forced is kept (the window still bounds it); any other chunk, the
+  // plan's included, keeps its message, items or results, within max_chunk_bytes.
+  if (!options_.adaptive) return;
+  options_.schedule.chunksize = std::min(options_.schedule.chunksize, byte_bounded_chunk());
+  options_.schedule.min_chunksize = std::min(options_.schedule.min_chunksize, options_.schedule.chunksize);
 }
 
 int dispatcher::alive_workers() const {
@@ -134,7 +175,7 @@ int dispatcher::alive_workers() const {
 
 bool dispatcher::window_allows(std::size_t size) const {
   // An empty window always takes one chunk, so a window smaller than a chunk cannot stall the run.
-  return outstanding_ == 0 || outstanding_ + size <= options_.buffer_size;
+  return outstanding_ == 0 || outstanding_ + size <= window();
 }
 
 std::size_t dispatcher::next_chunk_size() const {
@@ -154,6 +195,9 @@ void dispatcher::handle(event e) {
     --held_[static_cast<std::size_t>(it->second.worker)];
     const chunk& sent = it->second.sent;
     stats_.compute_seconds += done->compute_seconds;
+    if (sent.count > 0) {
+      result_bytes_per_item_ = static_cast<double>(done->payload.size()) / static_cast<double>(sent.count);
+    }
     adapt(*done, sent.count);
     ready_.emplace(sent.first_index, finished_chunk{sent.first_index, sent.count, std::move(done->payload),
                                                     done->compute_seconds, done->worker});
@@ -192,33 +236,34 @@ void dispatcher::handle(event e) {
 }
 
 void dispatcher::adapt(const chunk_result& r, std::size_t count) {
-  if (!options_.adaptive || count == 0 || r.compute_seconds <= 0.0) return;
-  const double per_item = r.compute_seconds / static_cast<double>(count);
-  per_item_seconds_ = per_item_seconds_ == 0.0 ? per_item : 0.7 * per_item_seconds_ + 0.3 * per_item;
-  const double desired = std::max(1.0, std::round(options_.target_chunk_duration / per_item_seconds_));
-  const auto current = static_cast<double>(options_.schedule.chunksize);
-  // Follow the measurements only when they disagree with the plan by more than 2x: small
-  // differences are noise, and a steady size keeps the rounds even.
-  if (desired <= 2.0 * current && 2.0 * desired >= current) return;
-  // Grow at most 4x per step, and keep a chunk's message within a few MiB: a cheap function's
-  // ideal chunk could otherwise hold millions of items read far ahead of the consumer.
-  double size = std::min(desired, 4.0 * current);
-  if (bytes_per_item_ > 0.0) size = std::min(size, std::max(1.0, std::floor(max_chunk_bytes / bytes_per_item_)));
-  if (options_.total_items) {
-    // Never so large that the rest of the work no longer spreads over every worker.
-    const std::size_t end = options_.first_index + *options_.total_items;
-    const double left = end > next_index_ ? static_cast<double>(end - next_index_) : 0.0;
-    size = std::min(size, std::max(1.0, std::floor(left / (2.0 * static_cast<double>(held_.size())))));
+  if (!options_.adaptive) return;
+  if (count > 0 && r.compute_seconds > 0.0) {
+    const double per_item = r.compute_seconds / static_cast<double>(count);
+    per_item_seconds_ = per_item_seconds_ == 0.0 ? per_item : 0.7 * per_item_seconds_ + 0.3 * per_item;
+    const double desired = std::max(1.0, std::round(options_.target_chunk_duration / per_item_seconds_));
+    const auto current = static_cast<double>(options_.schedule.chunksize);
+    // Follow the measurements only when they disagree with the plan by more than 2x: small
+    // differences are noise, and a steady size keeps the rounds even.
+    if (desired > 2.0 * current || 2.0 * desired < current) {
+      double size = std::min(desired, 4.0 * current);  // grow at most 4x per step
+      if (options_.total_items) {
+        // Never so large that the rest of the work no longer spreads over every worker.
+        const std::size_t end = options_.first_index + *options_.total_items;
+        const double left = end > next_index_ ? static_cast<double>(end - next_index_) : 0.0;
+        size = std::min(size, std::max(1.0, std::floor(left / (2.0 * static_cast<double>(held_.size())))));
+      }
+      if (!window_follows_chunks_) {
+        // A window that was asked for bounds memory: every worker's chunks must fit in it.
+        const double per_worker_window = static_cast<double>(options_.buffer_size) /
+                                         static_cast<double>(held_.size() * static_cast<std::size_t>(options_.chunks_per_worker));
+        size = std::min(size, std::max(1.0, std::floor(per_worker_window)));
+      }
+      options_.schedule.chunksize = static_cast<std::size_t>(size);
+    }
   }
-  if (!window_follows_chunks_) {
-    // A window that was asked for bounds memory: every worker's chunks must fit in it.
-    const double per_worker_window = static_cast<double>(options_.buffer_size) /
-                                     static_cast<double>(held_.size() * static_cast<std::size_t>(options_.chunks_per_worker));
-    size = std::min(size, std::max(1.0, std::floor(per_worker_window)));
-  }
-  options_.schedule.chunksize = static_cast<std::size_t>(size);
-  if (window_follows_chunks_) options_.buffer_size = default_window();
-  options_.schedule.min_chunksize = std::min(options_.schedule.min_chunksize, options_.schedule.chunksize);
+  // Measured or not, a chunk's message stays within a few MiB: a cheap function's ideal chunk
+  // could otherwise hold millions of items, or gigabytes of results, read far ahead of the consumer.
+  bound_chunk_size();
 }
 
 std::optional<finished_chunk> dispatcher::pop_ready() {

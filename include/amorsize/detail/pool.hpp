@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <string>
 #include <typeinfo>
 #include <utility>
@@ -93,13 +94,18 @@ engine::chunk_codec make_codec(source<T>& src) {
   engine::chunk_codec codec;
   codec.make = [&src](std::size_t max_items) {
     std::vector<T> items;
-    while (items.size() < max_items) {
-      std::optional<T> item = src.next();
-      if (!item) break;
-      items.push_back(std::move(*item));
+    std::exception_ptr failure;
+    try {
+      while (items.size() < max_items) {
+        std::optional<T> item = src.next();
+        if (!item) break;
+        items.push_back(std::move(*item));
+      }
+    } catch (...) {
+      failure = std::current_exception();  // the items read before it still run
     }
     const std::size_t count = items.size();
-    return std::make_pair(to_bytes(items), count);
+    return engine::made_chunk{to_bytes(items), count, failure};
   };
   codec.split = [](const std::string& payload) {
     std::vector<std::string> pieces;
@@ -230,7 +236,13 @@ class engine_stream final : public stream_base<T, R> {
  private:
   std::optional<item_result<R>> next_computed() override {
     while (pending_.empty()) {
-      std::optional<engine::finished_chunk> done = dispatcher_->next();
+      std::optional<engine::finished_chunk> done;
+      try {
+        done = dispatcher_->next();
+      } catch (...) {
+        workers_->stop();  // the source threw after every record before it was handed over
+        throw;
+      }
       if (!done) {
         workers_->stop();
         return std::nullopt;
@@ -287,6 +299,7 @@ inline pool::pool(const plan& p) {
 inline pool::pool(int workers) {
   options_.workers_per_node = {workers};
   options_.schedule.chunksize = 1;  // grows from measured chunk times
+  validate(options_);
 }
 
 template <class Fn, class Data>
@@ -296,6 +309,7 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
   using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
   using stream = result_stream<R>;
 
+  validate_chunksize(chunksize);
   session& s = session::current();
   backend_kind kind = options_.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
   if (s.mpi() && kind != backend_kind::serial) kind = backend_kind::mpi;
@@ -395,7 +409,12 @@ auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
   auto records = start(fn, std::forward<Data>(data), chunksize, true, 0);
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> all;
-  while (auto r = records.next()) all.push_back(std::move(*r));
+  try {
+    while (auto r = records.next()) all.push_back(std::move(*r));
+  } catch (...) {
+    last_run_ = records.stats();  // the source threw
+    throw;
+  }
   last_run_ = records.stats();
   return all;
 }
@@ -418,7 +437,17 @@ void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::siz
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> batch;
   batch.reserve(std::min<std::size_t>(batch_size, 4096));  // an estimated size may be far above the item count
-  while (auto r = records.next()) {
+  for (;;) {
+    std::optional<record> r;
+    try {
+      r = records.next();
+    } catch (...) {
+      // The source threw: hand over the records of the items read before it, then its exception.
+      if (!batch.empty()) on_batch(std::move(batch));
+      last_run_ = records.stats();
+      throw;
+    }
+    if (!r) break;
     batch.push_back(std::move(*r));
     if (batch.size() == batch_size) {
       on_batch(std::move(batch));

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <optional>
@@ -15,10 +16,17 @@
 
 namespace amorsize::engine {
 
+/// Items pulled from the source for one chunk, serialized.
+struct made_chunk {
+  std::string payload;         ///< The items, serialized by the typed layer.
+  std::size_t count = 0;       ///< Items in the payload; fewer than asked means the source ended or threw.
+  std::exception_ptr failure;  ///< What the source threw while read, if it did; the items read before it are in the payload.
+};
+
 /// What the typed layer does with serialized items, so the dispatcher stays byte-level.
 struct chunk_codec {
-  /// Pulls at most `max_items` items from the source and serializes them; count 0 means the source is exhausted.
-  std::function<std::pair<std::string, std::size_t>(std::size_t max_items)> make;
+  /// Pulls at most `max_items` items from the source and serializes them, catching what the source throws.
+  std::function<made_chunk(std::size_t max_items)> make;
   /// Splits a chunk's payload into one payload per item (to find the item that kills workers).
   std::function<std::vector<std::string>(const std::string& payload)> split;
   /// Makes a result payload in which each of `count` items failed with `reason`.
@@ -28,7 +36,7 @@ struct chunk_codec {
 /// How the dispatcher runs; the plan gives every value.
 struct dispatch_options {
   chunk_schedule schedule;                  ///< Chunk sizes.
-  std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: twice the chunks workers hold, following the chunk size).
+  std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: twice the chunks workers hold, following the chunk size, bounded in bytes).
   bool ordered = true;                      ///< Hand chunks over in source order.
   std::optional<std::size_t> total_items;   ///< Items the source holds from `first_index` on (nullopt: unknown or endless).
   std::size_t first_index = 0;              ///< Source position of the first item (items before it were handled elsewhere).
@@ -65,7 +73,8 @@ class dispatcher {
   /// Prepares a run of `codec`'s source on `workers`; nothing is sent before the first next().
   dispatcher(backend& workers, chunk_codec codec, dispatch_options options);
 
-  /// Returns the next finished chunk (in source order when ordered), or nullopt once every item is handed over.
+  /// Returns the next finished chunk (in source order when ordered), or nullopt once every item is handed over;
+  /// rethrows what the source threw once every item read before it is handed over.
   std::optional<finished_chunk> next();
 
   /// Sends no further chunk; chunks in flight still finish and are handed over.
@@ -86,13 +95,16 @@ class dispatcher {
 
   void fill_workers();
   bool dispatch_one(int worker);
+  made_chunk take(std::size_t max_items);
   void send(int worker, chunk c, bool single);
   void handle(event e);
   void adapt(const chunk_result& r, std::size_t count);
+  void bound_chunk_size();
+  [[nodiscard]] std::size_t byte_bounded_chunk() const;
   std::size_t next_chunk_size() const;
   [[nodiscard]] bool window_allows(std::size_t size) const;
   [[nodiscard]] int alive_workers() const;
-  [[nodiscard]] std::size_t default_window() const;
+  [[nodiscard]] std::size_t window() const;
   std::optional<finished_chunk> pop_ready();
 
   backend& workers_;
@@ -107,9 +119,11 @@ class dispatcher {
   std::size_t outstanding_ = 0;                    // items taken from the source, not yet handed over
   std::uint64_t next_id_ = 0;
   double per_item_seconds_ = 0.0;                  // measured compute time per item (moving average)
-  double bytes_per_item_ = 0.0;                    // serialized size of an item in the last chunk sent
+  double input_bytes_per_item_ = 0.0;              // serialized size of an item in the last chunk sent
+  double result_bytes_per_item_ = 0.0;             // serialized size of a record in the last chunk finished
   bool window_follows_chunks_ = false;             // no window was asked for: it grows with the chunks
   bool source_done_ = false;
+  std::exception_ptr source_failure_;              // what the source threw, rethrown after the items read before it
   bool draining_ = false;
   dispatch_stats stats_;
 };

@@ -226,9 +226,11 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
   const plan_request& rq = in.request;
   const unit_costs c = costs_of(in);
   chunk_schedule s;
+  s.target_seconds = rq.target_chunk_duration;
   if (rq.chunksize) {
     s.chunksize = std::max<std::size_t>(1, *rq.chunksize);
     s.min_chunksize = s.chunksize;
+    s.adaptive = false;  // the caller chose it
     out.reason += format("Chunks of %zu items, as asked. ", s.chunksize);
     return s;
   }

@@ -94,7 +94,8 @@ nlohmann::json plan::to_json() const {
       {"workers_per_node", workers_per_node},
       {"chunksize", chunksize},
       {"schedule", {{"kind", to_string(schedule.kind)}, {"chunksize", schedule.chunksize},
-                    {"min_chunksize", schedule.min_chunksize}}},
+                    {"min_chunksize", schedule.min_chunksize}, {"adaptive", schedule.adaptive},
+                    {"target_seconds", schedule.target_seconds}}},
       {"use_ordered", use_ordered},
       {"buffer_size", buffer_size},
       {"estimated_speedup", estimated_speedup},
@@ -120,6 +121,8 @@ plan plan::from_json(const nlohmann::json& j) {
   p.schedule.kind = s.at("kind").get<std::string>() == "guided" ? schedule_kind::guided : schedule_kind::fixed;
   s.at("chunksize").get_to(p.schedule.chunksize);
   s.at("min_chunksize").get_to(p.schedule.min_chunksize);
+  s.at("adaptive").get_to(p.schedule.adaptive);
+  s.at("target_seconds").get_to(p.schedule.target_seconds);
   j.at("use_ordered").get_to(p.use_ordered);
   j.at("buffer_size").get_to(p.buffer_size);
   j.at("estimated_speedup").get_to(p.estimated_speedup);

@@ -128,7 +128,7 @@ TEST_CASE("the dispatcher hands over every item exactly once, in order when aske
   dispatch_options o;
   o.ordered = ordered;
   o.schedule.chunksize = chunksize;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   const run_outcome out = run(b, total, o);
   INFO("ordered " << ordered << ", items " << total << ", chunksize " << chunksize);
   REQUIRE(out.indices.size() == total);
@@ -149,7 +149,7 @@ TEST_CASE("the window bounds the items in flight and waiting", "[dispatcher]") {
   dispatch_options o;
   o.schedule.chunksize = 10;
   o.buffer_size = 25;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   const run_outcome out = run(b, 500, o);
   CHECK(out.indices.size() == 500);
   CHECK(out.stats.peak_outstanding <= 25);
@@ -159,7 +159,7 @@ TEST_CASE("a chunk whose worker died is re-run item by item; the killer item is 
   scripted_backend b(2, false);
   dispatch_options o;
   o.schedule.chunksize = 5;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   const run_outcome out = run(b, 40, o);
   REQUIRE(out.indices.size() == 40);
   for (const auto& [index, record] : out.records) {
@@ -176,7 +176,7 @@ TEST_CASE("when every worker is gone, the remaining items are reported as failed
   b.kill_permanently = true;
   dispatch_options o;
   o.schedule.chunksize = 4;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   const run_outcome out = run(b, 30, o);
   REQUIRE(out.indices.size() == 30);
   std::size_t failed = 0;
@@ -189,7 +189,7 @@ TEST_CASE("chunk sizes follow measured chunk times when they disagree with the p
   b.per_item_seconds = 0.001;  // the plan thought 0.1 s per item: chunks of 2 for a 0.2 s target
   dispatch_options o;
   o.schedule.chunksize = 2;
-  o.target_chunk_duration = 0.2;
+  o.schedule.target_seconds = 0.2;
   const run_outcome out = run(b, 20000, o);
   CHECK(out.indices.size() == 20000);
   CHECK(out.stats.largest_chunk >= 100);
@@ -208,7 +208,7 @@ TEST_CASE("stop_dispatching drains what is in flight and ends", "[dispatcher]") 
   std::size_t taken = 0;
   dispatch_options o;
   o.schedule.chunksize = 3;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   dispatcher d(b, counting_codec(std::nullopt, taken), o);  // endless
   std::size_t handed = 0;
   while (auto f = d.next()) {
@@ -226,7 +226,7 @@ TEST_CASE("large result payloads shrink the next chunks so a chunk's results sta
   b.per_item_seconds = 0.2 / 64;     // the measured times agree with the plan's chunks of 64
   dispatch_options o;
   o.schedule.chunksize = 64;
-  o.target_chunk_duration = 0.2;
+  o.schedule.target_seconds = 0.2;
   const run_outcome out = run(b, 400, o);
   CHECK(out.indices.size() == 400);
   CHECK(out.stats.largest_chunk == 64);  // sent before any result was known
@@ -237,7 +237,7 @@ TEST_CASE("large result payloads shrink the next chunks so a chunk's results sta
     scripted_backend forced(2, false);
     forced.killer = b.killer;
     forced.result_padding = b.result_padding;
-    o.adaptive = false;
+    o.schedule.adaptive = false;
     const run_outcome kept = run(forced, 400, o);
     CHECK(kept.indices.size() == 400);
     CHECK(kept.stats.smallest_chunk == 400 % 64);
@@ -254,7 +254,7 @@ TEST_CASE("a huge forced chunk size over an endless source is read only a window
   std::size_t taken = 0;
   dispatch_options o;
   o.schedule.chunksize = std::size_t{1} << 30;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   dispatcher d(b, counting_codec(4'000'000, taken), o);
   const auto first = d.next();
   REQUIRE(first);
@@ -281,7 +281,7 @@ TEST_CASE("a source that throws hands over every item read before it and then it
   dispatch_options o;
   o.ordered = ordered;
   o.schedule.chunksize = chunksize;
-  o.adaptive = false;
+  o.schedule.adaptive = false;
   dispatcher d(b, codec, o);
   std::vector<std::size_t> handed;
   std::string caught;

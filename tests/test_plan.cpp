@@ -28,7 +28,7 @@ plan distinct_plan() {
   p.n_jobs = 6;
   p.workers_per_node = {2, 4};
   p.chunksize = 37;
-  p.schedule = {schedule_kind::guided, 37, 5};
+  p.schedule = {schedule_kind::guided, 37, 5, false, 0.7};
   p.use_ordered = false;
   p.buffer_size = 444;
   p.estimated_speedup = 4.25;
@@ -131,6 +131,8 @@ TEST_CASE("plan JSON round trips every field", "[plan]") {
     CHECK(back.schedule.kind == original.schedule.kind);
     CHECK(back.schedule.chunksize == original.schedule.chunksize);
     CHECK(back.schedule.min_chunksize == original.schedule.min_chunksize);
+    CHECK(back.schedule.adaptive == original.schedule.adaptive);
+    CHECK(back.schedule.target_seconds == original.schedule.target_seconds);
     CHECK(back.use_ordered == original.use_ordered);
     CHECK(back.buffer_size == original.buffer_size);
     CHECK(back.estimated_speedup == original.estimated_speedup);

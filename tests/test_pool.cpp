@@ -484,6 +484,30 @@ TEST_CASE("a run on optimize_streaming's result reuses the sampled results", "[p
   if (kind == backend_kind::processes) CHECK(no_child_left());
 }
 
+// The chunking policy travels whole from the plan to the dispatcher: the target duration shapes the
+// run as it shaped the plan, and a forced chunk size stays as forced.
+TEST_CASE("a pool made from a plan keeps its whole chunk policy", "[pool]") {
+  const std::vector<int> data = iota_items(100);
+  const auto cheap = [](const int& x) { return x + 1; };
+  optimize_options options;
+  options.target_chunk_duration = 0.7;
+  const auto targeted = optimize(cheap, data, options);
+  CHECK(targeted.schedule.target_seconds == 0.7);
+  CHECK(targeted.schedule.adaptive);
+  CHECK(pool(targeted).options().schedule.target_seconds == 0.7);
+
+  options.chunksize = 7;
+  options.backend = backend_kind::processes;
+  auto forced = optimize(cheap, data, options);
+  CHECK_FALSE(forced.schedule.adaptive);
+  pool p(forced);
+  CHECK_FALSE(p.options().schedule.adaptive);
+  const auto records = p.map(cheap, forced);
+  CHECK(records.size() == data.size());
+  // 95 items after the 5 sampled, in chunks of exactly 7: a cheap function would otherwise grow them.
+  CHECK(p.last_run().chunks == (95 + 6) / 7);
+}
+
 // A result's data is consumed by its run: running it again would yield only the sampled records.
 TEST_CASE("running an optimization result a second time is an error, not its sampled records alone", "[pool]") {
   const std::vector<int> data = iota_items(50);

@@ -28,11 +28,9 @@ enum class error_policy {
 struct pool_options {
   std::optional<backend_kind> backend;      ///< serial, processes, threads or mpi (under a launcher: mpi).
   std::vector<int> workers_per_node;        ///< Workers on each node (locally: one entry).
-  chunk_schedule schedule;                  ///< Chunk sizes.
+  chunk_schedule schedule;                  ///< Chunk sizes: kind, sizes, adaptive or fixed, target seconds.
   bool use_ordered = true;                  ///< Default order of imap-style calls that do not say.
   std::size_t buffer_size = 0;              ///< Items dispatched but not handed over, at most (0: decide).
-  double target_chunk_duration = 0.2;       ///< Chunk duration the adaptive chunk size aims at.
-  bool adaptive = true;                     ///< Adapt chunk sizes from measured chunk times.
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
   std::ostream* log = &std::cerr;           ///< Where verbose output goes.

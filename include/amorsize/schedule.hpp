@@ -16,11 +16,14 @@ enum class schedule_kind {
 /// Returns "fixed" or "guided".
 std::string_view to_string(schedule_kind kind);
 
-/// A chunk schedule: a policy, not state; the engine asks it for each chunk's size.
+/// A chunk schedule: the whole chunking policy, carried unchanged from the cost model through the
+/// plan and the pool to the dispatcher, which asks it for each chunk's size.
 struct chunk_schedule {
   schedule_kind kind = schedule_kind::fixed;  ///< The policy.
   std::size_t chunksize = 1;                  ///< Size of fixed chunks; the largest guided chunk.
   std::size_t min_chunksize = 1;              ///< The smallest guided chunk.
+  bool adaptive = true;                       ///< Resize chunks from measured chunk times (false: the sizes were forced).
+  double target_seconds = 0.2;                ///< Seconds a chunk should take; adaptive sizes aim at it.
 
   /// Returns the size of the next chunk given the items left (nullopt: unknown or endless) and the workers.
   [[nodiscard]] std::size_t next_chunk(std::optional<std::size_t> remaining, int workers) const;

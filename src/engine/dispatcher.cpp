@@ -162,7 +162,7 @@ std::size_t dispatcher::byte_bounded_chunk() const {
 void dispatcher::bound_chunk_size() {
   // A chunk size the caller forced is kept (the window still bounds it); any other chunk, the
   // plan's included, keeps its message, items or results, within max_chunk_bytes.
-  if (!options_.adaptive) return;
+  if (!options_.schedule.adaptive) return;
   options_.schedule.chunksize = std::min(options_.schedule.chunksize, byte_bounded_chunk());
   options_.schedule.min_chunksize = std::min(options_.schedule.min_chunksize, options_.schedule.chunksize);
 }
@@ -236,11 +236,11 @@ void dispatcher::handle(event e) {
 }
 
 void dispatcher::adapt(const chunk_result& r, std::size_t count) {
-  if (!options_.adaptive) return;
+  if (!options_.schedule.adaptive) return;
   if (count > 0 && r.compute_seconds > 0.0) {
     const double per_item = r.compute_seconds / static_cast<double>(count);
     per_item_seconds_ = per_item_seconds_ == 0.0 ? per_item : 0.7 * per_item_seconds_ + 0.3 * per_item;
-    const double desired = std::max(1.0, std::round(options_.target_chunk_duration / per_item_seconds_));
+    const double desired = std::max(1.0, std::round(options_.schedule.target_seconds / per_item_seconds_));
     const auto current = static_cast<double>(options_.schedule.chunksize);
     // Follow the measurements only when they disagree with the plan by more than 2x: small
     // differences are noise, and a steady size keeps the rounds even.

@@ -90,7 +90,6 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
   auto fn = job.function();
   const auto planned = optimize_streaming(fn, job.items(), options);
   pool_options po = pool(planned).options();
-  po.adaptive = !planner.chunksize;  // a chunk size on the command line is kept as given
   po.on_error = policy;
   po.verbose = planner.verbose;
   pool workers(po);

@@ -328,14 +328,11 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
   engine::dispatch_options dispatch;
   dispatch.schedule = options_.schedule;
   if (chunksize > 0) {
-    dispatch.schedule = chunk_schedule{schedule_kind::fixed, chunksize, chunksize};
-    dispatch.adaptive = false;  // the caller chose it
-  } else {
-    dispatch.adaptive = options_.adaptive;
+    dispatch.schedule = chunk_schedule{schedule_kind::fixed, chunksize, chunksize, false,  // the caller chose it
+                                       options_.schedule.target_seconds};
   }
   dispatch.ordered = ordered;
   dispatch.buffer_size = buffer_size > 0 ? buffer_size : options_.buffer_size;
-  dispatch.target_chunk_duration = options_.target_chunk_duration;
 
   auto make_serial = [&]() {
     return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, detail::make_run_input<R>(std::forward<Data>(data)),

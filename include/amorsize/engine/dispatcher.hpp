@@ -35,13 +35,11 @@ struct chunk_codec {
 
 /// How the dispatcher runs; the plan gives every value.
 struct dispatch_options {
-  chunk_schedule schedule;                  ///< Chunk sizes.
+  chunk_schedule schedule;                  ///< Chunk sizes: the whole policy, adaptive or fixed, and the target seconds.
   std::size_t buffer_size = 0;              ///< Items dispatched but not yet handed over, at most (0: twice the chunks workers hold, following the chunk size, bounded in bytes).
   bool ordered = true;                      ///< Hand chunks over in source order.
   std::optional<std::size_t> total_items;   ///< Items the source holds from `first_index` on (nullopt: unknown or endless).
   std::size_t first_index = 0;              ///< Source position of the first item (items before it were handled elsewhere).
-  double target_chunk_duration = 0.2;       ///< Seconds a chunk should take; the size adapts to measured chunk times.
-  bool adaptive = true;                     ///< Adapt chunk sizes from measured chunk times.
   int chunks_per_worker = 2;                ///< Chunks a worker holds: one running, the rest prefetched.
 };
 

@@ -1,3 +1,4 @@
+#include <amorsize/engine/mpi_backend.hpp>
 #include <amorsize/optimize.hpp>
 #include <amorsize/session.hpp>
 
@@ -57,9 +58,11 @@ void validate(const optimize_options& o) {
 
 namespace detail {
 
-plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
-                       const std::function<sample_stats()>& sample_on_root) {
+plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
+                       std::optional<std::size_t> total_items, const std::function<sample_stats()>& sample_on_root) {
   session& s = session::current();
+  // Before any other message: layout() and links() below are collective on first use.
+  if (s.mpi()) engine::agree_on_call(s, name_call());
   // Collective steps first, on every rank: they are cached after the first call.
   const double probe_start = monotonic_seconds();
   probe_node();

@@ -68,7 +68,7 @@ std::string line_from_child(const std::string& name, const std::string& prefix) 
 
 }  // namespace
 
-TEST_CASE("two functions of one type have different identities; one function always the same", "[call_identity]") {
+TEST_CASE("two functions of one type have different identities and one function always the same", "[call_identity]") {
   using int_function = int (*)(const int&);
   const int_function f = add_one;
   const int_function g = add_thousand;
@@ -97,7 +97,7 @@ TEST_CASE("an exported function is named by its symbol and module", "[call_ident
   CHECK(lower.find("tolower at libc") == 0);
 }
 
-TEST_CASE("a std::function is named by the function it holds, or by its target's type", "[call_identity]") {
+TEST_CASE("a std::function is named by the function it holds or else by its target's type", "[call_identity]") {
   const std::string f = call_identity(&add_one);
   const std::function<int(const int&)> wrapped_f = add_one;
   const std::function<int(const int&)> wrapped_g = add_thousand;

@@ -1,4 +1,5 @@
 #include <amorsize/engine/local_backends.hpp>
+#include <amorsize/engine/mpi_backend.hpp>
 #include <amorsize/optimize.hpp>
 #include <amorsize/session.hpp>
 
@@ -61,9 +62,12 @@ namespace detail {
 
 bool sample_in_child() { return !session::current().mpi() && engine::fork_is_safe(); }
 
-plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
+plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
+                       std::optional<std::size_t> total_items,
                        const std::function<sample_stats(bool in_child)>& sample_on_root) {
   session& s = session::current();
+  // Before any other message: layout() and links() below are collective on first use.
+  if (s.mpi()) engine::agree_on_call(s, name_call());
   // Collective steps first, on every rank: they are cached after the first call.
   const double probe_start = monotonic_seconds();
   probe_node();

@@ -2,6 +2,7 @@
 /// The planner's entry points: optimize, optimize_streaming and estimate_safe_batch_size.
 
 #include <amorsize/cost_model.hpp>
+#include <amorsize/detail/call_identity.hpp>
 #include <amorsize/detail/sample.hpp>
 #include <amorsize/plan.hpp>
 #include <amorsize/source.hpp>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -50,10 +52,12 @@ struct streaming_optimization_result : optimization_result<T, R> {};
 
 namespace detail {
 
-/// Plans collectively: cluster layout and links on every rank, sampling and the model on the
-/// root, and the plan (or the root's error) broadcast to every rank. `sample_on_root(in_child)`
-/// samples in a forked sampler process when `in_child`, else in the root itself.
-plan plan_collectively(const optimize_options& options, plan_mode mode, std::optional<std::size_t> total_items,
+/// Plans collectively: under MPI first agrees on the call (`name_call` names it), then cluster
+/// layout and links on every rank, sampling and the model on the root, and the plan (or the root's
+/// error) broadcast to every rank. `sample_on_root(in_child)` samples in a forked sampler process
+/// when `in_child`, else in the root itself.
+plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
+                       std::optional<std::size_t> total_items,
                        const std::function<sample_stats(bool in_child)>& sample_on_root);
 
 /// True when sampling may run in a forked sampler: no launcher, and this process has no other thread.
@@ -72,7 +76,11 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
   const std::optional<std::size_t> total = src.size();
   using R = std::decay_t<std::invoke_result_t<Fn&, const T&>>;
   std::optional<sample_outcome<T, R>> sampled;
-  static_cast<plan&>(result) = plan_collectively(options, mode, total, [&](bool in_child) {
+  const auto name_call = [&] {
+    const char* method = mode == plan_mode::streaming ? "optimize_streaming" : "optimize";
+    return call_name<std::decay_t<Fn>, T>(method, fn, next_call_number());
+  };
+  static_cast<plan&>(result) = plan_collectively(name_call, options, mode, total, [&](bool in_child) {
     sampled.emplace(sample(fn, src, options.sample_size, in_child));
     return sampled->stats;
   });

@@ -159,8 +159,9 @@ class pool {
   [[nodiscard]] const run_stats& last_run() const noexcept { return last_run_; }
 
  private:
+  /// Starts a run; under MPI it first agrees on the call named `method` (nullptr: the caller has).
   template <class Fn, class Data>
-  auto start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size);
+  auto start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size, const char* method);
   std::vector<int> workers_per_node(const cluster_layout& layout) const;
 
   pool_options options_;

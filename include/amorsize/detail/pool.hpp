@@ -1,6 +1,7 @@
 #pragma once
 // The pool's template bodies: wire format, worker task, chunk codec and the streams (see pool.hpp).
 
+#include <amorsize/detail/call_identity.hpp>
 #include <amorsize/engine/local_backends.hpp>
 #include <amorsize/engine/mpi_backend.hpp>
 #include <amorsize/session.hpp>
@@ -10,7 +11,6 @@
 #include <deque>
 #include <exception>
 #include <string>
-#include <typeinfo>
 #include <utility>
 
 namespace amorsize::detail {
@@ -271,19 +271,6 @@ class engine_stream final : public stream_base<T, R> {
   std::deque<item_result<R>> pending_;
 };
 
-/// Names a pool call for agree_on_call: the same call on every rank has the same name.
-template <class Fn, class T>
-std::string call_name(const char* method, std::size_t call_number) {
-  return std::string(method) + " #" + std::to_string(call_number) + " of " + typeid(Fn).name() + " on " +
-         typeid(T).name();
-}
-
-/// Counts the pool calls of this process, so ranks that skip or add one are caught.
-inline std::size_t next_call_number() {
-  static std::size_t calls = 0;
-  return ++calls;
-}
-
 }  // namespace amorsize::detail
 
 namespace amorsize {
@@ -303,7 +290,7 @@ inline pool::pool(int workers) {
 }
 
 template <class Fn, class Data>
-auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size) {
+auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size, const char* method) {
   using T = detail::pool_item_t<Data>;
   using F = std::decay_t<Fn>;
   using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
@@ -323,7 +310,7 @@ auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::
                        "thread pool) to get processes.\n";
     }
   }
-  if (s.mpi()) engine::agree_on_call(s, detail::call_name<F, T>(ordered ? "imap" : "imap_unordered", detail::next_call_number()));
+  if (s.mpi() && method) engine::agree_on_call(s, detail::call_name<F, T>(method, fn, detail::next_call_number()));
 
   engine::dispatch_options dispatch;
   dispatch.schedule = options_.schedule;
@@ -393,17 +380,17 @@ inline std::vector<int> pool::workers_per_node(const cluster_layout& layout) con
 
 template <class Fn, class Data>
 auto pool::imap(Fn&& fn, Data&& data, std::size_t chunksize) {
-  return start(fn, std::forward<Data>(data), chunksize, true, 0);
+  return start(fn, std::forward<Data>(data), chunksize, true, 0, "imap");
 }
 
 template <class Fn, class Data>
 auto pool::imap_unordered(Fn&& fn, Data&& data, std::size_t chunksize) {
-  return start(fn, std::forward<Data>(data), chunksize, false, 0);
+  return start(fn, std::forward<Data>(data), chunksize, false, 0, "imap_unordered");
 }
 
 template <class Fn, class Data>
 auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
-  auto records = start(fn, std::forward<Data>(data), chunksize, true, 0);
+  auto records = start(fn, std::forward<Data>(data), chunksize, true, 0, "map");
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> all;
   try {
@@ -419,40 +406,48 @@ auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
 template <class Fn, class Data, class OnBatch>
 void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::size_t batch_size) {
   using T = detail::pool_item_t<Data>;
+  // Agree once, before the root samples for a batch size; the run below is part of this call.
+  session& s = session::current();
+  if (s.mpi()) {
+    engine::agree_on_call(s, detail::call_name<std::decay_t<Fn>, T>("process_in_batches", fn, detail::next_call_number()));
+  }
+  auto run = [&](auto&& items, std::size_t size) {
+    auto records = start(fn, std::forward<decltype(items)>(items), 0, true, size, nullptr);
+    using record = typename decltype(records)::iterator::value_type;
+    std::vector<record> batch;
+    batch.reserve(std::min<std::size_t>(size, 4096));  // an estimated size may be far above the item count
+    for (;;) {
+      std::optional<record> r;
+      try {
+        r = records.next();
+      } catch (...) {
+        // The source threw: hand over the records of the items read before it, then its exception.
+        if (!batch.empty()) on_batch(std::move(batch));
+        last_run_ = records.stats();
+        throw;
+      }
+      if (!r) break;
+      batch.push_back(std::move(*r));
+      if (batch.size() == size) {
+        on_batch(std::move(batch));
+        batch.clear();
+      }
+    }
+    if (!batch.empty()) on_batch(std::move(batch));
+    last_run_ = records.stats();
+  };
   if (batch_size == 0) {
     if constexpr (detail::planned_result<Data>) {
       batch_size = safe_batch_size(data.profile.result_bytes, probe_node().available_memory);
     } else {
       // Sampling happens on the root; the other ranks only serve, whatever their batch size.
       source<T> src = make_source(std::forward<Data>(data));
-      batch_size = session::current().is_root() ? estimate_safe_batch_size(fn, src) : 1;
-      process_in_batches(fn, std::move(src), std::forward<OnBatch>(on_batch), batch_size);
+      batch_size = s.is_root() ? estimate_safe_batch_size(fn, src) : 1;
+      run(std::move(src), batch_size);
       return;
     }
   }
-  auto records = start(fn, std::forward<Data>(data), 0, true, batch_size);
-  using record = typename decltype(records)::iterator::value_type;
-  std::vector<record> batch;
-  batch.reserve(std::min<std::size_t>(batch_size, 4096));  // an estimated size may be far above the item count
-  for (;;) {
-    std::optional<record> r;
-    try {
-      r = records.next();
-    } catch (...) {
-      // The source threw: hand over the records of the items read before it, then its exception.
-      if (!batch.empty()) on_batch(std::move(batch));
-      last_run_ = records.stats();
-      throw;
-    }
-    if (!r) break;
-    batch.push_back(std::move(*r));
-    if (batch.size() == batch_size) {
-      on_batch(std::move(batch));
-      batch.clear();
-    }
-  }
-  if (!batch.empty()) on_batch(std::move(batch));
-  last_run_ = records.stats();
+  run(std::forward<Data>(data), batch_size);
 }
 
 }  // namespace amorsize

@@ -123,7 +123,7 @@ run_result run_auto(const jobs::synthetic_params& params, int forced_workers = 0
   if (forced_workers > 0) po.workers_per_node = {forced_workers};
   amorsize::pool workers(po);
   const double run_start = amorsize::monotonic_seconds();
-  auto records = planned.use_ordered ? workers.imap(fn, planned) : workers.imap_unordered(fn, planned);
+  auto records = workers.stream(fn, planned);  // in the plan's order
   drain(records, out);
   out.run_seconds = amorsize::monotonic_seconds() - run_start;
   out.sampling_seconds = planned.profile.sampling_seconds;

@@ -1,6 +1,15 @@
+// Pool options, one call and the session resolved into one run, decided here and nowhere else.
+#include <amorsize/cost_model.hpp>
+#include <amorsize/engine/local_backends.hpp>
+#include <amorsize/engine/mpi_backend.hpp>
 #include <amorsize/error.hpp>
 #include <amorsize/pool.hpp>
+#include <amorsize/probe.hpp>
+#include <amorsize/sample.hpp>
+#include <amorsize/session.hpp>
 
+#include <algorithm>
+#include <numeric>
 #include <string>
 
 namespace amorsize {
@@ -16,7 +25,110 @@ std::string braced(const std::vector<int>& counts) {
   return out + "}";
 }
 
+/// The workers on each node of `layout` that `asked` gives: one count per node, one count for
+/// every node, or none for every rank but the root. The root's rank never works.
+std::vector<int> ranks_per_node(const cluster_layout& layout, const std::vector<int>& asked) {
+  std::vector<int> per_node(layout.nodes.size());
+  for (std::size_t n = 0; n < per_node.size(); ++n) {
+    const int ranks = layout.ranks_per_node[n] - (n == 0 ? 1 : 0);
+    const int want = asked.size() == per_node.size() ? asked[n] : asked.size() == 1 ? asked[0] : ranks;
+    per_node[n] = std::clamp(want, 0, ranks);
+  }
+  return per_node;
+}
+
+/// The local workers `options` ask for, capped at max_workers_per_core per usable core unless forced.
+int local_workers(const pool_options& options) {
+  const int asked = std::max(1, std::accumulate(options.workers_per_node.begin(), options.workers_per_node.end(), 0));
+  if (options.workers_per_node.empty()) return std::max(1, probe_node().usable_cores);
+  const int cap = max_workers_per_core * std::max(1, probe_node().usable_cores);
+  if (options.force_workers || asked <= cap) return asked;
+  if (options.log) {
+    *options.log << "amorsize: warning: " << asked << " workers asked for on " << probe_node().usable_cores
+                 << " usable cores; running " << cap << " (" << max_workers_per_core
+                 << " per core). Set pool_options::force_workers to run them all.\n";
+  }
+  return cap;
+}
+
+/// The dispatcher's settings for a call: the pool's chunk policy unless the call fixes a size, its window and order.
+engine::dispatch_options dispatch_for(const pool_options& options, const detail::call_request& call) {
+  engine::dispatch_options dispatch;
+  dispatch.schedule = options.schedule;
+  if (call.chunksize > 0) {
+    dispatch.schedule = chunk_schedule{schedule_kind::fixed, call.chunksize, call.chunksize, false,  // the caller chose it
+                                       options.schedule.target_seconds};
+  }
+  dispatch.ordered = call.ordered.value_or(options.use_ordered);
+  dispatch.buffer_size = call.buffer_size > 0 ? call.buffer_size : options.buffer_size;
+  return dispatch;
+}
+
 }  // namespace
+
+namespace detail {
+
+void agree_on_call(const std::function<std::string()>& key) {
+  session& s = session::current();
+  if (s.mpi() && key) engine::agree_on_call(s, key());
+}
+
+bool hands_records() { return session::current().is_root(); }
+
+resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
+  agree_on_call(call.agreement_key);  // before any other message
+  session& s = session::current();
+  resolved_run run;
+  run.dispatch = dispatch_for(options, call);
+  std::ostream* log = options.log;
+  const bool verbose = options.verbose && log;
+
+  run.backend = options.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
+  if (s.mpi() && run.backend != backend_kind::serial) run.backend = backend_kind::mpi;
+  if (!s.mpi() && run.backend == backend_kind::mpi) run.backend = backend_kind::processes;
+  if (run.backend == backend_kind::processes && !engine::fork_is_safe()) {
+    run.backend = backend_kind::threads;
+    if (log) {
+      *log << "amorsize: warning: the program already runs " << process_threads()
+           << " threads: forking worker processes from it could deadlock them (a lock held at the fork stays "
+              "locked), so the workers are threads. Start the pool before any threads (OpenMP, a thread pool) to "
+              "get processes.\n";
+    }
+  }
+
+  if (run.backend == backend_kind::serial) {
+    // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
+    run.hands_records = s.is_root();
+    if (verbose && run.hands_records) *log << "amorsize: running serially in the calling thread\n";
+    return run;
+  }
+  if (run.backend == backend_kind::mpi) {
+    const std::vector<int> ranks = engine::pick_worker_ranks(s.layout(), ranks_per_node(s.layout(), options.workers_per_node));
+    if (!s.is_root()) {
+      engine::serve_chunks(s, task);
+      run.hands_records = false;
+      return run;
+    }
+    if (verbose) {
+      *log << "amorsize: " << ranks.size() << " worker ranks of " << s.size() << "; "
+           << (s.size() - 1 - static_cast<int>(ranks.size())) << " sit out (the plan needs no more)\n";
+    }
+    run.workers = engine::make_mpi_backend(s, ranks);
+    if (ranks.empty()) {
+      run.workers->stop();  // the other ranks are serving: release them, then run here
+      run.workers.reset();
+      run.backend = backend_kind::serial;
+    }
+    return run;
+  }
+  const int count = local_workers(options);
+  run.workers = run.backend == backend_kind::threads ? engine::make_thread_backend(count, task)
+                                                     : engine::make_process_backend(count, task);
+  if (verbose) *log << "amorsize: " << count << " worker " << to_string(run.backend) << '\n';
+  return run;
+}
+
+}  // namespace detail
 
 void validate(const pool_options& options) {
   const std::vector<int>& workers = options.workers_per_node;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <ctime>
 #include <dirent.h>
+#include <pthread.h>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -68,80 +69,6 @@ unsigned long long task_run_delay_ns(long tid) {
   return schedstat >> on_cpu >> waiting ? waiting : 0;
 }
 
-/// Watches every thread of the process while a call runs: how many run at once and how long they
-/// wait for a CPU. Threads the call starts and joins are seen only by watching; their waits are
-/// counted up to the last look (every watch_interval).
-class thread_watch {
- public:
-  thread_watch() : caller_(::gettid()) {
-    look();
-    baseline_ = last_delay_;
-    threads_before_ = static_cast<int>(baseline_.size());
-    watcher_ = std::thread([this] { watch(); });
-  }
-  thread_watch(const thread_watch&) = delete;
-  thread_watch& operator=(const thread_watch&) = delete;
-  ~thread_watch() { finish(); }
-
-  /// Stops watching; returns the CPU waits of the threads other than the caller (seconds).
-  double finish() {
-    if (watcher_.joinable()) {
-      {
-        const std::lock_guard lock(mutex_);
-        stopping_ = true;
-      }
-      wake_.notify_one();
-      watcher_.join();
-      look();
-    }
-    unsigned long long waits = 0;
-    for (const auto& [tid, delay] : last_delay_) {
-      if (tid == caller_ || tid == watcher_tid_) continue;
-      const auto base = baseline_.find(tid);
-      const unsigned long long start = base == baseline_.end() ? 0 : base->second;
-      waits += delay > start ? delay - start : 0;
-    }
-    return static_cast<double>(waits) * 1e-9;
-  }
-  /// Most threads that ran at once beside those alive before the call, plus the calling one.
-  [[nodiscard]] int threads() const { return 1 + std::max(0, most_threads_ - threads_before_); }
-  /// CPU time the watching thread itself used, to take out of the process's.
-  [[nodiscard]] double watcher_cpu_seconds() const { return watcher_cpu_; }
-
- private:
-  static constexpr auto watch_interval = std::chrono::milliseconds(2);
-
-  void watch() {
-    watcher_tid_ = ::gettid();
-    const double cpu_start = thread_cpu_seconds();
-    std::unique_lock lock(mutex_);
-    while (!wake_.wait_for(lock, watch_interval, [this] { return stopping_; })) look();
-    watcher_cpu_ = thread_cpu_seconds() - cpu_start;
-  }
-
-  void look() {
-    int count = 0;
-    for (const long tid : task_ids()) {
-      if (tid == watcher_tid_) continue;
-      ++count;
-      last_delay_[tid] = task_run_delay_ns(tid);
-    }
-    most_threads_ = std::max(most_threads_, count);
-  }
-
-  long caller_;
-  long watcher_tid_ = -1;
-  std::map<long, unsigned long long> baseline_;
-  std::map<long, unsigned long long> last_delay_;
-  int threads_before_ = 1;
-  int most_threads_ = 0;
-  double watcher_cpu_ = 0.0;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread watcher_;
-};
-
 /// CPU seconds and peak resident kilobytes of the child processes this process has waited for.
 std::pair<double, long> children_usage() {
   rusage usage{};
@@ -154,12 +81,112 @@ std::pair<double, long> children_usage() {
 
 int process_threads() { return std::max(1, static_cast<int>(task_ids().size())); }
 
-call_cost measure_call(const std::function<void()>& call) {
+/// Watches every thread of the process while a call runs: how many run at once and how long they
+/// wait for a CPU. It lives as long as its meter, so a call pays for no thread start; it looks every
+/// watch_interval while a call runs and sleeps otherwise. Threads a call starts and joins are seen
+/// only by looking; their waits count up to the last look.
+class call_meter::watcher {
+ public:
+  watcher() : thread_([this] { watch(); }) {
+    // Wait for the first look: the memory the watcher allocates (its stack, its malloc arena) is
+    // then in place before any call's peak is measured.
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, [this] { return started_; });
+    ::pthread_getcpuclockid(thread_.native_handle(), &clock_);
+  }
+  watcher(const watcher&) = delete;
+  watcher& operator=(const watcher&) = delete;
+  ~watcher() {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  /// Takes the baseline of every thread before a call and starts watching.
+  void begin() {
+    const std::lock_guard lock(mutex_);
+    last_delay_.clear();
+    most_threads_ = 0;
+    look();
+    baseline_ = last_delay_;
+    threads_before_ = most_threads_;
+    cpu_before_ = clock_seconds(clock_);
+    watching_ = true;
+  }
+
+  /// Stops watching after a call; returns the CPU waits of the threads other than `caller` (seconds).
+  double end(long caller) {
+    const std::lock_guard lock(mutex_);
+    watching_ = false;
+    look();
+    unsigned long long waits = 0;
+    for (const auto& [tid, delay] : last_delay_) {
+      if (tid == caller) continue;
+      const auto base = baseline_.find(tid);
+      const unsigned long long start = base == baseline_.end() ? 0 : base->second;
+      waits += delay > start ? delay - start : 0;
+    }
+    return static_cast<double>(waits) * 1e-9;
+  }
+  /// Most threads that ran at once during the last call beside those alive before it, plus the calling one.
+  [[nodiscard]] int threads() const { return 1 + std::max(0, most_threads_ - threads_before_); }
+  /// CPU time the watching thread used since begin(), to take out of the process's.
+  [[nodiscard]] double cpu_seconds() const { return clock_seconds(clock_) - cpu_before_; }
+
+ private:
+  static constexpr auto watch_interval = std::chrono::milliseconds(2);
+
+  void watch() {
+    std::unique_lock lock(mutex_);
+    tid_ = ::gettid();
+    look();
+    started_ = true;
+    wake_.notify_one();
+    while (!stopping_) {
+      wake_.wait_for(lock, watch_interval);
+      if (watching_) look();
+    }
+  }
+
+  /// Reads every thread's wait for a CPU, but the watcher's own; the mutex is held.
+  void look() {
+    int count = 0;
+    for (const long tid : task_ids()) {
+      if (tid == tid_) continue;
+      ++count;
+      last_delay_[tid] = task_run_delay_ns(tid);
+    }
+    most_threads_ = std::max(most_threads_, count);
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool watching_ = false;
+  long tid_ = -1;
+  clockid_t clock_ = CLOCK_THREAD_CPUTIME_ID;
+  double cpu_before_ = 0.0;
+  std::map<long, unsigned long long> baseline_;
+  std::map<long, unsigned long long> last_delay_;
+  int threads_before_ = 1;
+  int most_threads_ = 0;
+  std::thread thread_;  // last: it starts once the members it uses exist
+};
+
+call_meter::call_meter() : watcher_(std::make_unique<watcher>()) {}
+
+call_meter::~call_meter() = default;
+
+call_cost call_meter::measure(const std::function<void()>& call) {
   const bool peak_resettable = reset_peak_memory();
   const process_reading before = read_process();
   const double peak_before = peak_resettable ? static_cast<double>(peak_memory_bytes()) : 0.0;
   const auto [children_cpu_before, children_peak_before] = children_usage();
-  thread_watch watch;
+  watcher_->begin();
   // Clocks are read right around the call; /proc is read outside them.
   const long blocks_start = thread_voluntary_switches();
   const double delay_start = thread_run_delay_seconds();
@@ -172,7 +199,8 @@ call_cost measure_call(const std::function<void()>& call) {
   const double thread_cpu = thread_cpu_seconds() - thread_cpu_start;
   const double delay = thread_run_delay_seconds() - delay_start;
   const bool blocked = thread_voluntary_switches() != blocks_start;
-  const double other_waits = watch.finish();
+  const double watcher_cpu = watcher_->cpu_seconds();
+  const double other_waits = watcher_->end(::gettid());
   const auto [children_cpu_after, children_peak_after] = children_usage();
   const process_reading after = read_process();
 
@@ -184,12 +212,11 @@ call_cost measure_call(const std::function<void()>& call) {
   // their own waits, and the child processes it waited for their CPU time. A calling thread that
   // never blocked wanted a core all along, even where its CPU clock fell behind (time the
   // hypervisor stole from a virtual machine is on neither clock).
-  const double own_cpu = std::max(0.0, cpu - watch.watcher_cpu_seconds());
-  const double demand = own_cpu + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu)) + other_waits +
-                        std::max(0.0, children_cpu_after - children_cpu_before);
+  const double demand = std::max(0.0, cpu - watcher_cpu) + std::clamp(delay, 0.0, std::max(0.0, wall - thread_cpu)) +
+                        other_waits + std::max(0.0, children_cpu_after - children_cpu_before);
   cost.demand_seconds = blocked ? demand : std::max(demand, wall);
   // Threads the call ran at once, or left alive (a pool it started), count as threads inside it.
-  cost.threads = std::max(watch.threads(), 1 + std::max(0, after.threads - before.threads));
+  cost.threads = std::max(watcher_->threads(), 1 + std::max(0, after.threads - before.threads));
   const double peak_after = static_cast<double>(peak_resettable ? peak_memory_bytes() : after.resident_bytes);
   const double base = peak_resettable ? std::min(peak_before, static_cast<double>(before.resident_bytes))
                                       : static_cast<double>(before.resident_bytes);

@@ -2,6 +2,7 @@
 /// The engine's public face: a pool with map, imap, imap_unordered and process_in_batches that runs
 /// on worker ranks under mpirun/srun and on local processes or threads without a launcher.
 
+#include <amorsize/engine/backend.hpp>
 #include <amorsize/engine/dispatcher.hpp>
 #include <amorsize/item_result.hpp>
 #include <amorsize/optimize.hpp>
@@ -14,6 +15,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace amorsize {
@@ -29,11 +31,12 @@ struct pool_options {
   std::optional<backend_kind> backend;      ///< serial, processes, threads or mpi (under a launcher: mpi).
   std::vector<int> workers_per_node;        ///< Workers on each node (locally: one entry).
   chunk_schedule schedule;                  ///< Chunk sizes: kind, sizes, adaptive or fixed, target seconds.
-  bool use_ordered = true;                  ///< Default order of imap-style calls that do not say.
+  bool use_ordered = true;                  ///< Order of the calls that do not say (stream): input order, or as completed.
   std::size_t buffer_size = 0;              ///< Items dispatched but not handed over, at most (0: decide).
+  bool force_workers = false;               ///< Run the workers asked for even beyond max_workers_per_core per usable core (a plan's counts are final).
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
-  std::ostream* log = &std::cerr;           ///< Where verbose output goes.
+  std::ostream* log = &std::cerr;           ///< Where verbose output and warnings (a changed backend, capped workers) go; null: nowhere.
 };
 
 /// Throws input_error, naming the value and what to do, for options no run can use: a negative
@@ -58,6 +61,35 @@ struct run_stats {
 };
 
 namespace detail {
+
+/// What one pool call asks for, beside the pool's options.
+struct call_request {
+  std::function<std::string()> agreement_key;  ///< Names the call for the agreement under MPI (empty: agreed already).
+  std::size_t chunksize = 0;                   ///< The call's fixed chunk size (0: the pool's schedule).
+  std::optional<bool> ordered;                 ///< Input order or as completed (nullopt: the pool's use_ordered).
+  std::size_t buffer_size = 0;                 ///< The call's window in items (0: the pool's).
+};
+
+/// One call's run, decided once: where it runs, its started workers and how the dispatcher feeds them.
+struct resolved_run {
+  backend_kind backend = backend_kind::serial; ///< Where the items run.
+  bool hands_records = true;                   ///< False on a non-root rank: it served the root's chunks and gets no records.
+  std::unique_ptr<engine::backend> workers;    ///< The started workers; null runs serially in the calling thread.
+  engine::dispatch_options dispatch;           ///< Chunk policy, window and order.
+};
+
+/// Resolves the pool's options, the call and the session into one run and starts its workers with
+/// `task`: under MPI it first agrees on the call on every rank, and a non-root rank serves the
+/// root's chunks until it is told to stop; without a launcher a process that already runs threads
+/// gets threads (forking it is unsafe) and local workers are capped unless forced; both say so in
+/// options.log.
+resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task);
+
+/// Under MPI, checks on every rank that all make the same call (`key` names it); else does nothing.
+void agree_on_call(const std::function<std::string()>& key);
+
+/// True where records are handed over: the root under MPI, the only process without a launcher.
+bool hands_records();
 
 /// One pull-based run; the typed implementations live in detail/pool.hpp.
 template <class R>
@@ -148,6 +180,10 @@ class pool {
   template <class Fn, class Data>
   auto imap_unordered(Fn&& fn, Data&& data, std::size_t chunksize = 0);
 
+  /// Runs `fn` on every item; records come in the pool's order: the plan's `use_ordered`, or the options'.
+  template <class Fn, class Data>
+  auto stream(Fn&& fn, Data&& data, std::size_t chunksize = 0);
+
   /// Runs `fn` batch after batch of `batch_size` items (0: estimate_safe_batch_size), calling
   /// `on_batch(std::vector<item_result<R>>&&)` with each batch in input order; memory: one batch.
   template <class Fn, class Data, class OnBatch>
@@ -161,8 +197,7 @@ class pool {
  private:
   /// Starts a run; under MPI it first agrees on the call named `method` (nullptr: the caller has).
   template <class Fn, class Data>
-  auto start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size, const char* method);
-  std::vector<int> workers_per_node(const cluster_layout& layout) const;
+  auto start(Fn& fn, Data&& data, detail::call_request call);
 
   pool_options options_;
   run_stats last_run_;

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,9 +47,25 @@ struct call_cost {
   std::uint64_t memory_bytes = 0; ///< Peak resident-memory growth of the process during the call, or the largest child process it waited for.
 };
 
-/// Runs `call` and measures it: clocks are read right around it, /proc outside them; a thread
-/// watches the process's other threads while it runs. `call` must not throw.
-call_cost measure_call(const std::function<void()>& call);
+/// Measures calls one at a time: clocks right around each call, /proc outside them, and a thread
+/// of its own that watches the process's other threads while a call runs (keep one meter for a
+/// series of calls; the watching thread lives as long as the meter).
+class call_meter {
+ public:
+  /// Starts the watching thread.
+  call_meter();
+  /// Stops the watching thread.
+  ~call_meter();
+  call_meter(const call_meter&) = delete;
+  call_meter& operator=(const call_meter&) = delete;
+
+  /// Runs `call`, which must not throw, and returns what it cost.
+  call_cost measure(const std::function<void()>& call);
+
+ private:
+  class watcher;
+  std::unique_ptr<watcher> watcher_;
+};
 
 /// Returns the number of threads in this process (/proc/self/task).
 int process_threads();

@@ -95,7 +95,7 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
   pool workers(po);
 
   const double root_cpu_start = thread_cpu_seconds();
-  auto records = planned.use_ordered ? workers.imap(fn, planned) : workers.imap_unordered(fn, planned);
+  auto records = workers.stream(fn, planned);  // in the plan's order
   nlohmann::json line;
   while (auto r = records.next()) {
     line = nlohmann::json::object();

@@ -2,9 +2,7 @@
 // The pool's template bodies: wire format, worker task, chunk codec and the streams (see pool.hpp).
 
 #include <amorsize/detail/call_identity.hpp>
-#include <amorsize/engine/local_backends.hpp>
-#include <amorsize/engine/mpi_backend.hpp>
-#include <amorsize/session.hpp>
+#include <amorsize/probe.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -62,6 +60,12 @@ template <class R, class Data>
 auto make_run_input(Data&& data) {
   auto src = make_source(std::forward<Data>(data));
   return run_input<typename decltype(src)::value_type, R>{std::move(src), {}, {}};
+}
+
+/// Names pool call `method` of `fn` over `data`'s items for the agreement under MPI.
+template <class Fn, class Data>
+std::function<std::string()> agreement_key(const char* method, const Fn& fn, const Data& /*data*/) {
+  return [method, &fn] { return call_name<std::decay_t<Fn>, pool_item_t<Data>>(method, fn, next_call_number()); };
 }
 
 /// Runs `fn` on `item`, turning an exception into the item's error record.
@@ -281,6 +285,7 @@ inline pool::pool(const plan& p) {
   options_.schedule = p.schedule;
   options_.use_ordered = p.use_ordered;
   options_.buffer_size = p.mode == plan_mode::streaming ? p.buffer_size : 0;
+  options_.force_workers = true;  // the plan's counts are its decision
 }
 
 inline pool::pool(int workers) {
@@ -290,107 +295,40 @@ inline pool::pool(int workers) {
 }
 
 template <class Fn, class Data>
-auto pool::start(Fn& fn, Data&& data, std::size_t chunksize, bool ordered, std::size_t buffer_size, const char* method) {
+auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
   using T = detail::pool_item_t<Data>;
   using F = std::decay_t<Fn>;
   using R = std::decay_t<std::invoke_result_t<F&, const T&>>;
   using stream = result_stream<R>;
 
-  validate_chunksize(chunksize);
-  session& s = session::current();
-  backend_kind kind = options_.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
-  if (s.mpi() && kind != backend_kind::serial) kind = backend_kind::mpi;
-  if (!s.mpi() && kind == backend_kind::mpi) kind = backend_kind::processes;
-  if (kind == backend_kind::processes && !engine::fork_is_safe()) {
-    kind = backend_kind::threads;
-    if (options_.log) {
-      *options_.log << "amorsize: warning: the program already runs " << process_threads()
-                    << " threads: forking worker processes from it could deadlock them (a lock held at the fork "
-                       "stays locked), so the workers are threads. Start the pool before any threads (OpenMP, a "
-                       "thread pool) to get processes.\n";
-    }
-  }
-  if (s.mpi() && method) engine::agree_on_call(s, detail::call_name<F, T>(method, fn, detail::next_call_number()));
-
-  engine::dispatch_options dispatch;
-  dispatch.schedule = options_.schedule;
-  if (chunksize > 0) {
-    dispatch.schedule = chunk_schedule{schedule_kind::fixed, chunksize, chunksize, false,  // the caller chose it
-                                       options_.schedule.target_seconds};
-  }
-  dispatch.ordered = ordered;
-  dispatch.buffer_size = buffer_size > 0 ? buffer_size : options_.buffer_size;
-
-  auto make_serial = [&]() {
-    return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, detail::make_run_input<R>(std::forward<Data>(data)),
-                                                                     options_));
-  };
-  if (kind == backend_kind::serial) {
-    // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
-    if (s.mpi() && !s.is_root()) return stream(nullptr);
-    if (options_.verbose && options_.log) *options_.log << "amorsize: running serially in the calling thread\n";
-    return make_serial();
-  }
-
+  validate_chunksize(call.chunksize);
   // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
-  const engine::chunk_task task = detail::make_task<T, R>(std::make_shared<F>(fn));
-  std::unique_ptr<engine::backend> workers;
-  if (kind == backend_kind::mpi) {
-    const cluster_layout& layout = s.layout();
-    const std::vector<int> ranks = engine::pick_worker_ranks(layout, workers_per_node(layout));
-    if (!s.is_root()) {
-      engine::serve_chunks(s, task);
-      return stream(nullptr);
-    }
-    if (options_.verbose && options_.log) {
-      *options_.log << "amorsize: " << ranks.size() << " worker ranks of " << s.size() << "; "
-                    << (s.size() - 1 - static_cast<int>(ranks.size())) << " sit out (the plan needs no more)\n";
-    }
-    workers = engine::make_mpi_backend(s, ranks);
-    if (ranks.empty()) {
-      workers->stop();  // the other ranks are serving: release them, then run here
-      return make_serial();
-    }
-  } else {
-    int count = 0;
-    for (int w : options_.workers_per_node) count += w;
-    count = std::max(1, count);
-    workers = kind == backend_kind::threads ? engine::make_thread_backend(count, task)
-                                            : engine::make_process_backend(count, task);
-    if (options_.verbose && options_.log) {
-      *options_.log << "amorsize: " << count << " worker " << to_string(kind) << '\n';
-    }
-  }
-  return stream(std::make_unique<detail::engine_stream<T, R>>(detail::make_run_input<R>(std::forward<Data>(data)), options_,
-                                                              kind, std::move(workers), dispatch));
-}
-
-inline std::vector<int> pool::workers_per_node(const cluster_layout& layout) const {
-  // A plan for this cluster gives one count per node; a single count applies to every node;
-  // none means every rank but the root. The root's rank never works.
-  const std::vector<int>& asked = options_.workers_per_node;
-  std::vector<int> per_node(layout.nodes.size());
-  for (std::size_t n = 0; n < per_node.size(); ++n) {
-    const int ranks = layout.ranks_per_node[n] - (n == 0 ? 1 : 0);
-    const int want = asked.size() == per_node.size() ? asked[n] : asked.size() == 1 ? asked[0] : ranks;
-    per_node[n] = std::clamp(want, 0, ranks);
-  }
-  return per_node;
+  detail::resolved_run run = detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)));
+  if (!run.hands_records) return stream(nullptr);
+  auto input = detail::make_run_input<R>(std::forward<Data>(data));
+  if (!run.workers) return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, std::move(input), options_));
+  return stream(std::make_unique<detail::engine_stream<T, R>>(std::move(input), options_, run.backend,
+                                                              std::move(run.workers), std::move(run.dispatch)));
 }
 
 template <class Fn, class Data>
 auto pool::imap(Fn&& fn, Data&& data, std::size_t chunksize) {
-  return start(fn, std::forward<Data>(data), chunksize, true, 0, "imap");
+  return start(fn, std::forward<Data>(data), {detail::agreement_key("imap", fn, data), chunksize, true, 0});
 }
 
 template <class Fn, class Data>
 auto pool::imap_unordered(Fn&& fn, Data&& data, std::size_t chunksize) {
-  return start(fn, std::forward<Data>(data), chunksize, false, 0, "imap_unordered");
+  return start(fn, std::forward<Data>(data), {detail::agreement_key("imap_unordered", fn, data), chunksize, false, 0});
+}
+
+template <class Fn, class Data>
+auto pool::stream(Fn&& fn, Data&& data, std::size_t chunksize) {
+  return start(fn, std::forward<Data>(data), {detail::agreement_key("stream", fn, data), chunksize, std::nullopt, 0});
 }
 
 template <class Fn, class Data>
 auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
-  auto records = start(fn, std::forward<Data>(data), chunksize, true, 0, "map");
+  auto records = start(fn, std::forward<Data>(data), {detail::agreement_key("map", fn, data), chunksize, true, 0});
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> all;
   try {
@@ -407,12 +345,9 @@ template <class Fn, class Data, class OnBatch>
 void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::size_t batch_size) {
   using T = detail::pool_item_t<Data>;
   // Agree once, before the root samples for a batch size; the run below is part of this call.
-  session& s = session::current();
-  if (s.mpi()) {
-    engine::agree_on_call(s, detail::call_name<std::decay_t<Fn>, T>("process_in_batches", fn, detail::next_call_number()));
-  }
+  detail::agree_on_call(detail::agreement_key("process_in_batches", fn, data));
   auto run = [&](auto&& items, std::size_t size) {
-    auto records = start(fn, std::forward<decltype(items)>(items), 0, true, size, nullptr);
+    auto records = start(fn, std::forward<decltype(items)>(items), {{}, 0, true, size});
     using record = typename decltype(records)::iterator::value_type;
     std::vector<record> batch;
     batch.reserve(std::min<std::size_t>(size, 4096));  // an estimated size may be far above the item count
@@ -442,7 +377,7 @@ void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::siz
     } else {
       // Sampling happens on the root; the other ranks only serve, whatever their batch size.
       source<T> src = make_source(std::forward<Data>(data));
-      batch_size = s.is_root() ? estimate_safe_batch_size(fn, src) : 1;
+      batch_size = detail::hands_records() ? estimate_safe_batch_size(fn, src) : 1;
       run(std::move(src), batch_size);
       return;
     }

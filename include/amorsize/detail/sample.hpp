@@ -157,6 +157,7 @@ template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, co
 sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
   sample_outcome<T, R> out;
   sample_accumulator sampled;
+  call_meter meter;
   double kept_bytes = 0.0;
   double result_seconds = 0.0;
   for (std::size_t index = 0; index < count; ++index) {
@@ -166,7 +167,7 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
     const T& current = out.items.back();
     std::optional<R> result;
     std::string failure;
-    const call_cost cost = measure_call([&] {
+    const call_cost cost = meter.measure([&] {
       try {
         result.emplace(std::invoke(fn, current));
       } catch (...) {
@@ -211,12 +212,15 @@ struct sampled_call {
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
 sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count) {
   // The sampler's side: one item in, its cost and its result (or error) out.
-  engine::chunk_task task = [&fn](const std::string& payload, double& compute_seconds) {
+  // The meter (and its watching thread) is made in the sampler, on its first item, never in the root.
+  auto meter = std::make_shared<std::optional<call_meter>>();
+  engine::chunk_task task = [&fn, meter](const std::string& payload, double& compute_seconds) {
+    if (!*meter) meter->emplace();
     const T item = from_bytes<T>(payload);
     std::optional<R> result;
     sampled_call answer;
     std::string body;
-    answer.cost = measure_call([&] {
+    answer.cost = (*meter)->measure([&] {
       try {
         result.emplace(std::invoke(fn, item));
       } catch (...) {

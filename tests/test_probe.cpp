@@ -10,6 +10,7 @@
 
 #include "amorsize/error.hpp"
 #include "amorsize/probe.hpp"
+#include "amorsize/sample.hpp"
 
 namespace {
 
@@ -415,6 +416,62 @@ TEST_CASE("the cgroup walk reads leaf first up to the mount, and only the mount 
     CHECK(limits.memory_limit == 1 * gib);
     CHECK(limits.cpu_quota == 0.0);
   }
+}
+
+TEST_CASE("/proc/self/stat gives threads and resident pages, whatever the command name holds", "[probe][sample]") {
+  // Fields 3.. of a real line: state, ppid, ..., num_threads (20) = 7, ..., rss (24) = 4321, rsslim, ...
+  const std::string after_name =
+      " S 1 1234 1234 0 -1 4194560 500 0 0 0 12 3 0 0 20 0 7 0 98765 123456789 4321 18446744073709551615 1 1 0 0 0\n";
+
+  SECTION("a plain name") {
+    const auto stat = amorsize::parse_proc_stat("1234 (amorsize_tests)" + after_name);
+    CHECK(stat.threads == 7);
+    CHECK(stat.rss_pages == 4321);
+  }
+  SECTION("a name with spaces and parentheses") {
+    const auto stat = amorsize::parse_proc_stat("1234 (my (odd) prog)" + after_name);
+    CHECK(stat.threads == 7);
+    CHECK(stat.rss_pages == 4321);
+  }
+  SECTION("a name that looks like fields, with a newline in it") {
+    const auto stat = amorsize::parse_proc_stat("1234 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 99\n)" + after_name);
+    CHECK(stat.threads == 7);
+    CHECK(stat.rss_pages == 4321);
+  }
+  SECTION("malformed lines are errors") {
+    CHECK_THROWS_AS(amorsize::parse_proc_stat(""), input_error);
+    CHECK_THROWS_AS(amorsize::parse_proc_stat("1234 amorsize_tests S 1 1234"), input_error);
+    CHECK_THROWS_AS(amorsize::parse_proc_stat("1234 (amorsize_tests)"), input_error);
+    CHECK_THROWS_AS(amorsize::parse_proc_stat("1234 (amorsize_tests) S 1 1234 1234 0 -1 4194560 500 0 0 0 12 3 0 0 20 0 7"),
+                    input_error);  // Ends before rss.
+    CHECK_THROWS_AS(
+        amorsize::parse_proc_stat("1234 (p) S 1 1234 1234 0 -1 4194560 500 0 0 0 12 3 0 0 20 0 many 0 98765 1 4321\n"),
+        input_error);
+    CHECK_THROWS_AS(
+        amorsize::parse_proc_stat("1234 (p) S 1 1234 1234 0 -1 4194560 500 0 0 0 12 3 0 0 20 0 7 0 98765 1 -5\n"),
+        input_error);
+  }
+  SECTION("this process's own line") {
+    const auto text = amorsize::read_small_file("/proc/self/stat");
+    REQUIRE(text.has_value());
+    const auto stat = amorsize::parse_proc_stat(*text);
+    CHECK(stat.threads >= 1);
+    CHECK(stat.rss_pages > 0);
+  }
+}
+
+TEST_CASE("/proc/self/status gives VmHWM in bytes", "[probe][sample]") {
+  CHECK(amorsize::parse_vm_hwm("Name:\tamorsize_tests\nVmPeak:\t  300000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 1000 kB\n") ==
+        12345 * kib);
+  CHECK(amorsize::parse_vm_hwm("VmHWM: 0 kB") == 0);
+  CHECK_THROWS_AS(amorsize::parse_vm_hwm(""), input_error);
+  CHECK_THROWS_AS(amorsize::parse_vm_hwm("Name:\tVmHWM: 5 kB\nVmRSS:\t1000 kB\n"), input_error);  // Not a VmHWM line.
+  CHECK_THROWS_AS(amorsize::parse_vm_hwm("VmHWM:\t lots kB\n"), input_error);
+  CHECK_THROWS_AS(amorsize::parse_vm_hwm("VmHWM:\t\n"), input_error);
+
+  const auto text = amorsize::read_small_file("/proc/self/status");
+  REQUIRE(text.has_value());
+  CHECK(amorsize::parse_vm_hwm(*text) > 0);
 }
 
 TEST_CASE("the live probe of this host is sane and cached", "[probe]") {

@@ -78,21 +78,7 @@ std::optional<std::uint64_t> meminfo_field(std::string_view meminfo, std::string
 }
 
 // ---------------------------------------------------------------------------------------------
-// I/O helpers used only by the probe.
-
-/// Reads a small file (a /proc or cgroup file) whole; nullopt when it is absent or unreadable.
-std::optional<std::string> read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return std::nullopt;
-  }
-  return std::move(text).str();
-}
+// The cgroup walk: files come through a file_reader, so tests run it on canned trees.
 
 /// Parses kernel text; nullopt when it is absent or cannot be parsed, because an odd kernel file
 /// should leave that one value unknown rather than stop the whole probe.
@@ -109,44 +95,10 @@ auto parse_quietly(const std::optional<std::string>& text, Parse parse)
   }
 }
 
-/// Reads a kernel file and parses it quietly (see parse_quietly).
+/// Reads a kernel file through `read` and parses it quietly (see parse_quietly).
 template <typename Parse>
-auto read_and_parse(const std::string& path, Parse parse) {
-  return parse_quietly(read_small_file(path), parse);
-}
-
-/// The cgroups this process belongs to, from /proc/self/cgroup.
-struct cgroup_membership {
-  std::string unified = "/";                           ///< Path in the v2 (unified) hierarchy.
-  std::map<std::string, std::string, std::less<>> v1;  ///< Path per v1 controller ("cpu", "memory", ...).
-
-  /// Returns the v1 path of `controller`, or the root when the process is not in that hierarchy.
-  [[nodiscard]] std::string v1_path(std::string_view controller) const {
-    const auto found = v1.find(controller);
-    return found == v1.end() ? "/" : found->second;
-  }
-};
-
-/// Parses /proc/self/cgroup lines "id:controller,controller:path" ("0::path" is the v2 hierarchy).
-cgroup_membership parse_proc_self_cgroup(std::string_view text) {
-  cgroup_membership membership;
-  for (const auto line : split(text, '\n')) {
-    const auto first = line.find(':');
-    const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
-    if (second == std::string_view::npos) {
-      continue;
-    }
-    const auto controllers = line.substr(first + 1, second - first - 1);
-    const std::string path(trim(line.substr(second + 1)));
-    if (controllers.empty()) {
-      membership.unified = path;
-      continue;
-    }
-    for (const auto controller : split(controllers, ',')) {
-      membership.v1.emplace(controller, path);
-    }
-  }
-  return membership;
+auto read_and_parse(const file_reader& read, const std::string& path, Parse parse) {
+  return parse_quietly(read(path), parse);
 }
 
 /// Returns `mount`+`path` and each of its ancestors up to `mount` itself, leaf first.
@@ -168,7 +120,7 @@ std::vector<std::string> cgroup_dirs(const std::string& mount, std::string_view 
 }
 
 /// Returns the tightest cgroup CPU quota in CPUs over v2 and v1 hierarchies (0 = no quota).
-double cgroup_cpu_quota(const cgroup_membership& membership) {
+double cgroup_cpu_quota(const cgroup_membership& membership, const file_reader& read) {
   double quota = 0.0;
   const auto tighten = [&quota](std::optional<double> found) {
     if (found && *found > 0.0 && (quota == 0.0 || *found < quota)) {
@@ -176,12 +128,12 @@ double cgroup_cpu_quota(const cgroup_membership& membership) {
     }
   };
   for (const auto& dir : cgroup_dirs("/sys/fs/cgroup", membership.unified)) {
-    tighten(read_and_parse(dir + "/cpu.max", parse_cgroup_v2_cpu_max));
+    tighten(read_and_parse(read, dir + "/cpu.max", parse_cgroup_v2_cpu_max));
   }
   for (const auto* const mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
     for (const auto& dir : cgroup_dirs(mount, membership.v1_path("cpu"))) {
-      const auto period = read_small_file(dir + "/cpu.cfs_period_us");
-      tighten(read_and_parse(dir + "/cpu.cfs_quota_us", [&period](std::string_view quota_us) {
+      const auto period = read(dir + "/cpu.cfs_period_us");
+      tighten(read_and_parse(read, dir + "/cpu.cfs_quota_us", [&period](std::string_view quota_us) {
         return parse_cgroup_v1_cpu_quota(quota_us, period.value_or(""));
       }));
     }
@@ -189,24 +141,19 @@ double cgroup_cpu_quota(const cgroup_membership& membership) {
   return quota;
 }
 
-/// The tightest cgroup memory limit and the headroom left under it (limit minus current usage).
-struct memory_limit {
-  std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
-  std::uint64_t headroom = std::numeric_limits<std::uint64_t>::max();
-};
-
-memory_limit cgroup_memory_limit(const cgroup_membership& membership) {
-  memory_limit result;
-  const auto tighten = [&result](const std::string& dir, const char* limit_file, const char* usage_file) {
-    const auto limit = read_and_parse(dir + limit_file, parse_cgroup_memory_limit).value_or(std::nullopt);
+/// Cuts `limits` to the tightest cgroup memory limit and the headroom left under it (limit minus usage).
+void cgroup_memory_limit(const cgroup_membership& membership, const file_reader& read, cgroup_limits& limits) {
+  const auto tighten = [&read, &limits](const std::string& dir, const char* limit_file, const char* usage_file) {
+    const auto limit = read_and_parse(read, dir + limit_file, parse_cgroup_memory_limit).value_or(std::nullopt);
     if (!limit) {
       return;
     }
-    const auto usage = read_and_parse(dir + usage_file, [](std::string_view text) {
+    const auto usage = read_and_parse(read, dir + usage_file, [](std::string_view text) {
                          return parse_number<std::uint64_t>(trim(text));
                        }).value_or(std::nullopt);
-    result.limit = std::min(result.limit, *limit);
-    result.headroom = std::min(result.headroom, usage ? *limit - std::min(*limit, *usage) : *limit);
+    limits.memory_limit = std::min(limits.memory_limit, *limit);
+    limits.memory_headroom =
+        std::min(limits.memory_headroom, usage ? *limit - std::min(*limit, *usage) : *limit);
   };
   for (const auto& dir : cgroup_dirs("/sys/fs/cgroup", membership.unified)) {
     tighten(dir, "/memory.max", "/memory.current");
@@ -214,8 +161,10 @@ memory_limit cgroup_memory_limit(const cgroup_membership& membership) {
   for (const auto& dir : cgroup_dirs("/sys/fs/cgroup/memory", membership.v1_path("memory"))) {
     tighten(dir, "/memory.limit_in_bytes", "/memory.usage_in_bytes");
   }
-  return result;
 }
+
+// ---------------------------------------------------------------------------------------------
+// I/O helpers used only by the probe.
 
 /// Returns the CPUs in this process's affinity mask, or nullopt when it cannot be read.
 std::optional<std::vector<unsigned>> affinity_mask() {
@@ -319,6 +268,57 @@ std::string host_name() {
 std::optional<std::string> environment_variable(std::string_view name) {
   const char* const value = std::getenv(std::string(name).c_str());
   return value == nullptr ? std::nullopt : std::optional<std::string>(value);
+}
+
+std::optional<std::string> read_small_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return std::nullopt;
+  }
+  return std::move(text).str();
+}
+
+// -----------------------------------------------------------------------------------------------
+// The cgroup walk.
+
+std::string cgroup_membership::v1_path(std::string_view controller) const {
+  const auto found = v1.find(controller);
+  return found == v1.end() ? "/" : found->second;
+}
+
+cgroup_membership parse_proc_self_cgroup(std::string_view text) {
+  cgroup_membership membership;
+  for (const auto line : split(text, '\n')) {
+    const auto first = line.find(':');
+    const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos) {
+      continue;
+    }
+    const auto controllers = line.substr(first + 1, second - first - 1);
+    const std::string path(trim(line.substr(second + 1)));
+    if (controllers.empty()) {
+      membership.unified = path;
+      continue;
+    }
+    for (const auto controller : split(controllers, ',')) {
+      membership.v1.emplace(controller, path);
+    }
+  }
+  return membership;
+}
+
+cgroup_limits read_cgroup_limits(const file_reader& read) {
+  const auto membership =
+      read_and_parse(read, "/proc/self/cgroup", parse_proc_self_cgroup).value_or(cgroup_membership{});
+  cgroup_limits limits;
+  limits.cpu_quota = cgroup_cpu_quota(membership, read);
+  cgroup_memory_limit(membership, read, limits);
+  return limits;
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -532,21 +532,19 @@ node_facts probe_node_uncached() {
     facts.logical_cores = facts.physical_cores;
   }
 
-  const auto membership =
-      read_and_parse("/proc/self/cgroup", parse_proc_self_cgroup).value_or(cgroup_membership{});
-  facts.cpu_quota = cgroup_cpu_quota(membership);
+  const auto cgroups = read_cgroup_limits(read_small_file);
+  facts.cpu_quota = cgroups.cpu_quota;
 
   const auto meminfo = read_small_file("/proc/meminfo");
   const auto total = parse_quietly(meminfo, parse_meminfo_total);
   const auto available = parse_quietly(meminfo, parse_meminfo_available);
-  const auto limit = cgroup_memory_limit(membership);
-  facts.total_memory = std::min(total.value_or(sysconf_bytes(_SC_PHYS_PAGES)), limit.limit);
-  facts.available_memory =
-      std::min({available.value_or(sysconf_bytes(_SC_AVPHYS_PAGES)), limit.headroom, facts.total_memory});
+  facts.total_memory = std::min(total.value_or(sysconf_bytes(_SC_PHYS_PAGES)), cgroups.memory_limit);
+  facts.available_memory = std::min(
+      {available.value_or(sysconf_bytes(_SC_AVPHYS_PAGES)), cgroups.memory_headroom, facts.total_memory});
 
   facts.slurm = parse_slurm_env(environment_variable);
   facts.usable_cores = usable_cores(facts);
-  facts.load_average = read_and_parse("/proc/loadavg", parse_loadavg).value_or(0.0);
+  facts.load_average = parse_quietly(read_small_file("/proc/loadavg"), parse_loadavg).value_or(0.0);
   facts.probe_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return facts;
 }

@@ -1,6 +1,9 @@
 #include <amorsize/sample.hpp>
 
 #include <amorsize/error.hpp>
+#include <amorsize/probe.hpp>
+
+#include "text.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -11,10 +14,11 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <sys/resource.h>
 #include <thread>
@@ -273,29 +277,69 @@ long thread_voluntary_switches() {
   return getrusage(RUSAGE_THREAD, &usage) == 0 ? usage.ru_nvcsw : 0;
 }
 
+proc_stat parse_proc_stat(std::string_view line) {
+  // The command name (field 2) sits in parentheses and may hold spaces and ')'; the fields after the
+  // last ')' start at field 3.
+  const auto close = line.rfind(')');
+  if (close == std::string_view::npos) {
+    throw input_error("/proc/self/stat line has no ')' closing the command name");
+  }
+  std::string_view rest = line.substr(close + 1);
+  std::optional<long> threads;
+  std::optional<std::uint64_t> rss_pages;
+  for (int index = 3; index <= 24; ++index) {
+    const auto start = rest.find_first_not_of(" \t\n");
+    if (start == std::string_view::npos) break;
+    rest.remove_prefix(start);
+    const auto field = rest.substr(0, rest.find_first_of(" \t\n"));
+    rest.remove_prefix(field.size());
+    if (index == 20) threads = text::parse_number<long>(field);
+    if (index == 24) rss_pages = text::parse_number<std::uint64_t>(field);
+  }
+  if (!threads || *threads < 1 || *threads > std::numeric_limits<int>::max() || !rss_pages) {
+    throw input_error("/proc/self/stat line has no readable num_threads (field 20) and rss (field 24)");
+  }
+  return proc_stat{static_cast<int>(*threads), *rss_pages};
+}
+
+std::uint64_t parse_vm_hwm(std::string_view status) {
+  constexpr std::string_view key = "VmHWM:";
+  for (std::size_t start = 0; start < status.size();) {
+    const auto end = std::min(status.find('\n', start), status.size());
+    std::string_view line = status.substr(start, end - start);
+    start = end + 1;
+    if (line.substr(0, key.size()) != key) continue;
+    line.remove_prefix(key.size());
+    const auto first = line.find_first_not_of(" \t");
+    const auto last = line.find_last_not_of(" \t\r");
+    line = first == std::string_view::npos ? std::string_view{} : line.substr(first, last - first + 1);
+    // The kernel writes "kB" but means KiB.
+    const std::string_view unit = " kB";
+    if (line.size() > unit.size() && line.substr(line.size() - unit.size()) == unit) {
+      line.remove_suffix(unit.size());
+    }
+    const auto kib = text::parse_number<std::uint64_t>(line);
+    if (!kib || *kib > std::numeric_limits<std::uint64_t>::max() / 1024) {
+      throw input_error("/proc/self/status VmHWM has the unreadable value '" + std::string(line) +
+                        "'; expected a number of kB");
+    }
+    return *kib * 1024;
+  }
+  throw input_error("/proc/self/status has no VmHWM line");
+}
+
 process_reading read_process() {
   process_reading r;
   r.wall_seconds = monotonic_seconds();
   r.cpu_seconds = process_cpu_seconds();
-  // /proc/self/stat: fields after the command name (which may hold spaces) start at field 3.
-  std::ifstream stat("/proc/self/stat");
-  std::string line;
-  if (std::getline(stat, line)) {
-    const auto close = line.rfind(')');
-    if (close != std::string::npos) {
-      std::istringstream fields(line.substr(close + 2));
-      std::string field;
-      long threads = 1;
-      long rss_pages = 0;
-      for (int index = 3; fields >> field; ++index) {
-        if (index == 20) threads = std::stol(field);
-        if (index == 24) {
-          rss_pages = std::stol(field);
-          break;
-        }
-      }
-      r.threads = static_cast<int>(threads);
-      r.resident_bytes = static_cast<std::uint64_t>(rss_pages) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  // The whole file: a command name may even hold a newline.
+  if (const auto contents = read_small_file("/proc/self/stat")) {
+    try {
+      const proc_stat fields = parse_proc_stat(*contents);
+      r.threads = fields.threads;
+      r.resident_bytes = fields.rss_pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    } catch (const input_error&) {
+      // An unreadable file leaves one thread and no resident size known.
     }
   }
   return r;
@@ -318,12 +362,12 @@ bool reset_peak_memory() {
 }
 
 std::uint64_t peak_memory_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  const auto status = read_small_file("/proc/self/status");
+  try {
+    return status ? parse_vm_hwm(*status) : 0;
+  } catch (const input_error&) {
+    return 0;  // Unknown, as when the file cannot be read.
   }
-  return 0;
 }
 
 }  // namespace amorsize

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +50,36 @@ using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
 
 /// Looks a variable up in this process's environment; nullopt when unset.
 std::optional<std::string> environment_variable(std::string_view name);
+
+/// Reads a whole file by path; returns nullopt when it is absent or unreadable.
+using file_reader = std::function<std::optional<std::string>(const std::string& path)>;
+
+/// Reads a small file (a /proc or cgroup file) whole; returns nullopt when it is absent or unreadable.
+std::optional<std::string> read_small_file(const std::string& path);
+
+/// The cgroups this process belongs to, from /proc/self/cgroup.
+struct cgroup_membership {
+  std::string unified = "/";                           ///< Path in the v2 (unified) hierarchy.
+  std::map<std::string, std::string, std::less<>> v1;  ///< Path per v1 controller ("cpu", "memory", ...).
+
+  /// Returns the v1 path of `controller`, or the root when the process is not in that hierarchy.
+  [[nodiscard]] std::string v1_path(std::string_view controller) const;
+};
+
+/// Parses /proc/self/cgroup lines "id:controller,controller:path" ("0::path" is the v2 hierarchy).
+cgroup_membership parse_proc_self_cgroup(std::string_view text);
+
+/// The tightest limits that this process's cgroups and their ancestors set.
+struct cgroup_limits {
+  double cpu_quota = 0.0;  ///< CPUs (0 = no quota).
+  std::uint64_t memory_limit = std::numeric_limits<std::uint64_t>::max();     ///< Bytes (max = no limit).
+  std::uint64_t memory_headroom = std::numeric_limits<std::uint64_t>::max();  ///< Bytes left under the limits (limit minus usage; max = no limit).
+};
+
+/// Reads /proc/self/cgroup and walks the v2 and v1 hierarchies under /sys/fs/cgroup from this
+/// process's cgroup up to the mount, reading every file through `read`; absent or unreadable files
+/// set no limit, and the tightest limit found wins.
+cgroup_limits read_cgroup_limits(const file_reader& read);
 
 /// Parses cgroup v2 `cpu.max` ("max 100000" -> 0, "200000 100000" -> 2.0).
 double parse_cgroup_v2_cpu_max(std::string_view text);

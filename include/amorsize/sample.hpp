@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace amorsize {
@@ -112,6 +113,18 @@ long thread_voluntary_switches();
 
 /// Returns the time the calling thread has waited for a CPU (/proc/thread-self/schedstat), in seconds; 0 if unknown.
 double thread_run_delay_seconds();
+
+/// The fields of /proc/self/stat that sampling reads.
+struct proc_stat {
+  int threads = 1;                ///< num_threads (field 20).
+  std::uint64_t rss_pages = 0;    ///< rss (field 24), in pages.
+};
+
+/// Parses a /proc/[pid]/stat line, whose command name may hold spaces and parentheses; throws input_error when malformed.
+proc_stat parse_proc_stat(std::string_view line);
+
+/// Returns VmHWM (the peak resident set size) in bytes from /proc/[pid]/status text; throws input_error when absent or malformed.
+std::uint64_t parse_vm_hwm(std::string_view status);
 
 /// Reads the process's clocks, thread count and resident size.
 process_reading read_process();

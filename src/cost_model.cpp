@@ -178,7 +178,7 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
       // The root's rank dispatches; the other ranks on its node and every rank elsewhere can work.
       const int slots = cl.ranks_per_node[n] - (n == 0 ? 1 : 0);
       if (rq.workers_per_node && count > slots) {
-        out.warnings.push_back(format("Node %zu has %d worker ranks, fewer than the %d workers asked for.", n, slots, count));
+        out.warn(warning_kind::fewer_ranks_than_asked, format("Node %zu has %d worker ranks, fewer than the %d workers asked for.", n, slots, count));
       }
       count = std::min(count, slots);
     }
@@ -199,19 +199,19 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
                          workers[0], 100.0 * w.cpu_per_wall, 1.0 / demand);
   }
   if (demand > 1.0 || w.threads_inside > 1) {
-    out.warnings.push_back(format(
+    out.warn(warning_kind::nested_parallelism, format(
         "Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to avoid "
         "oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, "
         "MKL_NUM_THREADS=1).",
         std::max(w.threads_inside, static_cast<int>(std::round(w.cpu_per_wall))), w.cpu_per_wall, workers[0]));
   }
   if (!compute_bound) {
-    out.warnings.push_back(format("The function used %.0f%% CPU while it ran: it waits on I/O or sleeps. More workers "
+    out.warn(warning_kind::waits_on_io, format("The function used %.0f%% CPU while it ran: it waits on I/O or sleeps. More workers "
                                   "than cores help it; force them with workers_per_node if this is not enough.",
                                   100.0 * w.cpu_per_wall));
   }
   if (memory_cut) {
-    out.warnings.push_back(format("Each call grows memory by %s: workers per node cut to %d to stay within %.0f%% of "
+    out.warn(warning_kind::workers_cut_for_memory, format("Each call grows memory by %s: workers per node cut to %d to stay within %.0f%% of "
                                   "available memory (%s on the root's node).",
                                   text::bytes(static_cast<double>(w.memory_per_call)).c_str(), workers[0],
                                   100.0 * rq.memory_fraction, text::bytes(static_cast<double>(root.available_memory)).c_str()));
@@ -310,7 +310,7 @@ plan make_plan(const model_inputs& measured) {
                         ? format("Threads: moving each item and result between processes would cost %.0f%% of its "
                                  "time. ", 100.0 * transfer_share)
                         : format("Threads: starting worker processes would cost %.0f%% of the run. ", 100.0 * startup_share);
-      out.warnings.push_back("Threads share the process: the function must be thread-safe, and a crash in it ends the "
+      out.warn(warning_kind::threads_not_crash_isolated, "Threads share the process: the function must be thread-safe, and a crash in it ends the "
                              "run (use backend processes to isolate crashes).");
     } else {
       out.reason += format("Processes (crash-isolated): starting them costs %.1f%% of the run and moving results "
@@ -360,11 +360,11 @@ plan make_plan(const model_inputs& measured) {
     const std::size_t memory_cap = safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction);
     if (!rq.buffer_size && window > memory_cap) {
       window = std::max<std::size_t>(1, memory_cap);
-      out.warnings.push_back(format("Results of %s each: the window is cut to %zu items to fit in memory.",
+      out.warn(warning_kind::window_cut_for_memory, format("Results of %s each: the window is cut to %zu items to fit in memory.",
                                     text::bytes(w.result_bytes).c_str(), window));
     }
     if (window < in_flight) {
-      out.warnings.push_back(format("A window of %zu items is smaller than %d workers x %zu items per chunk: "
+      out.warn(warning_kind::window_below_in_flight, format("A window of %zu items is smaller than %d workers x %zu items per chunk: "
                                     "workers will wait for the consumer.",
                                     window, workers, out.chunksize));
     }
@@ -374,13 +374,13 @@ plan make_plan(const model_inputs& measured) {
   } else {
     out.buffer_size = rq.total_items.value_or(0);
     if (!rq.total_items) {
-      out.warnings.push_back("The source has no known end: gathering all results would never finish. Use "
+      out.warn(warning_kind::endless_source_gathered, "The source has no known end: gathering all results would never finish. Use "
                              "optimize_streaming with imap/imap_unordered, or process_in_batches.");
     } else {
       const double all_results = static_cast<double>(*rq.total_items) * w.result_bytes;
       const double budget = rq.memory_fraction * static_cast<double>(root.available_memory);
       if (all_results > budget) {
-        out.warnings.push_back(format(
+        out.warn(warning_kind::results_exceed_memory, format(
             "All %zu results need %s but the root has %s available (%.0f%% budget %s): stream them with "
             "optimize_streaming + imap, or use process_in_batches with batches of %zu items.",
             *rq.total_items, text::bytes(all_results).c_str(), text::bytes(static_cast<double>(root.available_memory)).c_str(),
@@ -399,7 +399,7 @@ plan make_plan(const model_inputs& measured) {
   if (workers == 0) {
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";
-    out.warnings.push_back("Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
+    out.warn(warning_kind::no_worker_rank, "Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
   } else if (p.speedup < rq.min_speedup && !forced) {
     out.serial = true;
     out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
@@ -407,12 +407,12 @@ plan make_plan(const model_inputs& measured) {
     out.reason += format("items take %s while each chunk costs %s to dispatch and each worker %s to start. ",
                          text::seconds(w.mean_seconds).c_str(), text::seconds(costs.chunk_root).c_str(),
                          text::seconds(costs.startup_per_worker + costs.startup / workers).c_str());
-    out.warnings.push_back("Insufficient speedup: run serially, or give each call more work (batch several items "
+    out.warn(warning_kind::insufficient_speedup, "Insufficient speedup: run serially, or give each call more work (batch several items "
                            "into one).");
   } else {
     out.serial = false;
     if (p.speedup < rq.min_speedup) {
-      out.warnings.push_back(format("The predicted speedup %.2fx is below %.1fx: serial would do as well.", p.speedup,
+      out.warn(warning_kind::serial_as_fast, format("The predicted speedup %.2fx is below %.1fx: serial would do as well.", p.speedup,
                                     rq.min_speedup));
     }
     if (rest) {
@@ -430,12 +430,12 @@ plan make_plan(const model_inputs& measured) {
   }
   // Other work on the root's node takes cores the model counted on, and timings measured now.
   if (root.load_average > root.usable_cores + 0.5) {
-    out.warnings.push_back(format("Busy machine: the root's node has a load average of %.1f on %d usable cores. The "
+    out.warn(warning_kind::busy_machine, format("Busy machine: the root's node has a load average of %.1f on %d usable cores. The "
                                   "workers will share them with other work, so the run may be slower than predicted.",
                                   root.load_average, root.usable_cores));
   }
   if (p.root_load > 0.9 && !out.serial) {
-    out.warnings.push_back(format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items "
+    out.warn(warning_kind::root_bottleneck, format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items "
                                   "would help.", 100.0 * p.root_load));
   }
 

@@ -30,7 +30,8 @@ local_overheads local_costs(const optimize_options& options, std::vector<plan_wa
   if (!options.use_chunking_benchmark || !costs.measured) {
     costs.chunk_round_trip = assumed_round_trip;
     notes.push_back({warning_kind::round_trip_assumed,
-                     text::format("Chunk round trip assumed, not measured: %s.", text::seconds(assumed_round_trip).c_str())});
+                     text::format("Chunk round trip assumed, not measured: %s.",
+                                  text::seconds(assumed_round_trip).c_str())});
   }
   return costs;
 }

@@ -49,7 +49,8 @@ bool reason_says(const plan& p, const std::string& needle) { return p.reason.fin
 
 /// Returns the message of the plan's warning of `kind`; fails the test when there is none.
 std::string warning_message(const plan& p, warning_kind kind) {
-  const auto found = std::find_if(p.warnings.begin(), p.warnings.end(), [&](const plan_warning& w) { return w.kind == kind; });
+  const auto found =
+      std::find_if(p.warnings.begin(), p.warnings.end(), [&](const plan_warning& w) { return w.kind == kind; });
   INFO("warning " << to_string(kind));
   REQUIRE(found != p.warnings.end());
   return found->message;

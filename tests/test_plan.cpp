@@ -110,7 +110,8 @@ TEST_CASE("every enum name parses back to its value", "[plan]") {
 }
 
 TEST_CASE("an unknown enum name is an input error that names it", "[plan]") {
-  CHECK_THROWS_MATCHES(parse_plan_mode("fast"), input_error, Catch::Matchers::Message("unknown plan mode 'fast': use gather_all or streaming"));
+  CHECK_THROWS_MATCHES(parse_plan_mode("fast"), input_error,
+                       Catch::Matchers::Message("unknown plan mode 'fast': use gather_all or streaming"));
   CHECK_THROWS_MATCHES(parse_backend_kind("gpu"), input_error,
                        Catch::Matchers::Message("unknown backend 'gpu': use serial, processes, threads or mpi"));
   CHECK_THROWS_WITH(parse_schedule_kind("static"), Contains("'static'"));

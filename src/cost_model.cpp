@@ -178,7 +178,8 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
       // The root's rank dispatches; the other ranks on its node and every rank elsewhere can work.
       const int slots = cl.ranks_per_node[n] - (n == 0 ? 1 : 0);
       if (rq.workers_per_node && count > slots) {
-        out.warnings.push_back(format("Node %zu has %d worker ranks, fewer than the %d workers asked for.", n, slots, count));
+        out.warn(warning_kind::fewer_ranks_than_asked,
+                 format("Node %zu has %d worker ranks, fewer than the %d workers asked for.", n, slots, count));
       }
       count = std::min(count, slots);
     }
@@ -199,22 +200,25 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
                          workers[0], 100.0 * w.cpu_per_wall, 1.0 / demand);
   }
   if (demand > 1.0 || w.threads_inside > 1) {
-    out.warnings.push_back(format(
-        "Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to avoid "
-        "oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, "
-        "MKL_NUM_THREADS=1).",
-        std::max(w.threads_inside, static_cast<int>(std::round(w.cpu_per_wall))), w.cpu_per_wall, workers[0]));
+    out.warn(warning_kind::nested_parallelism,
+             format("Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to "
+                    "avoid oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, "
+                    "OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1).",
+                    std::max(w.threads_inside, static_cast<int>(std::round(w.cpu_per_wall))), w.cpu_per_wall,
+                    workers[0]));
   }
   if (!compute_bound) {
-    out.warnings.push_back(format("The function used %.0f%% CPU while it ran: it waits on I/O or sleeps. More workers "
-                                  "than cores help it; force them with workers_per_node if this is not enough.",
-                                  100.0 * w.cpu_per_wall));
+    out.warn(warning_kind::waits_on_io,
+             format("The function used %.0f%% CPU while it ran: it waits on I/O or sleeps. More workers than cores "
+                    "help it; force them with workers_per_node if this is not enough.",
+                    100.0 * w.cpu_per_wall));
   }
   if (memory_cut) {
-    out.warnings.push_back(format("Each call grows memory by %s: workers per node cut to %d to stay within %.0f%% of "
-                                  "available memory (%s on the root's node).",
-                                  text::bytes(static_cast<double>(w.memory_per_call)).c_str(), workers[0],
-                                  100.0 * rq.memory_fraction, text::bytes(static_cast<double>(root.available_memory)).c_str()));
+    out.warn(warning_kind::workers_cut_for_memory,
+             format("Each call grows memory by %s: workers per node cut to %d to stay within %.0f%% of available "
+                    "memory (%s on the root's node).",
+                    text::bytes(static_cast<double>(w.memory_per_call)).c_str(), workers[0], 100.0 * rq.memory_fraction,
+                    text::bytes(static_cast<double>(root.available_memory)).c_str()));
   }
   if (cl.mpi && cl.nodes.size() > 1) out.reason += format("%zu nodes. ", cl.nodes.size());
   return workers;
@@ -269,153 +273,188 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
   return s;
 }
 
-}  // namespace
+/// Returns the workers in all.
+int total_workers(const std::vector<int>& per_node) { return std::accumulate(per_node.begin(), per_node.end(), 0); }
 
-plan make_plan(const model_inputs& measured) {
-  model_inputs in = measured;  // the backend is resolved below; everything else is as measured
-  const sample_stats& w = in.work;
-  const plan_request& rq = in.request;
-  const cluster_layout& cl = in.cluster;
-  plan out;
-  out.mode = rq.mode;
-  const bool backend_asked = !cl.mpi && rq.backend.has_value();
-  if (cl.mpi) in.request.backend = backend_kind::mpi;
+/// Returns the items left once the sampled ones are done: what runs in parallel (nullopt: unknown or endless).
+std::optional<std::size_t> items_left(const model_inputs& in) {
+  const std::optional<std::size_t>& total = in.request.total_items;
+  if (!total) return std::nullopt;
+  return *total - std::min(*total, in.work.count + in.work.failed);
+}
+
+/// Predicts the run as planned so far: the items left of a sized source, or an endless stream's steady state.
+prediction forecast(const model_inputs& in, std::optional<std::size_t> rest, int workers,
+                    const chunk_schedule& schedule) {
+  return rest ? predict(in, *rest, std::max(1, workers), schedule) : predict_steady(in, std::max(1, workers), schedule);
+}
+
+/// Sets the backend the costs are charged for until the model chooses: the ranks under a launcher,
+/// else the local backend asked for, else processes. Returns whether a local backend was asked for.
+bool assume_backend(model_inputs& in) {
+  const bool asked = !in.cluster.mpi && in.request.backend.has_value();
+  if (in.cluster.mpi) in.request.backend = backend_kind::mpi;
   if (!in.request.backend) in.request.backend = backend_kind::processes;
-  out.backend = *in.request.backend;
+  return asked;
+}
 
-  // The sampled items are done; the rest is what runs in parallel.
-  std::optional<std::size_t> rest;
-  if (rq.total_items) rest = *rq.total_items - std::min(*rq.total_items, w.count + w.failed);
-
-  out.workers_per_node = choose_workers(in, out);
-  int workers = std::accumulate(out.workers_per_node.begin(), out.workers_per_node.end(), 0);
-  out.schedule = choose_schedule(in, std::max(1, workers), rest, out);
-
-  auto forecast = [&](int n) { return rest ? predict(in, *rest, n, out.schedule) : predict_steady(in, n, out.schedule); };
-  prediction p = forecast(std::max(1, workers));
-
-  // Locally: processes isolate crashes; threads win when moving results between processes, or
-  // starting the processes, would cost a noticeable share.
-  if (!cl.mpi) {
-    const unit_costs c = costs_of(in);
-    const double transfer_share = w.mean_seconds > 0.0 ? c.item_bytes_time / w.mean_seconds : 0.0;
-    const double startup = c.startup + workers * c.startup_per_worker;
-    const double startup_share = rest && p.parallel_seconds > 0.0 ? startup / p.parallel_seconds : 0.0;
-    if (backend_asked) {
-      out.reason += format("Local %s, as asked. ", std::string(to_string(out.backend)).c_str());
-    } else if (transfer_share > 0.1 || startup_share > 0.1) {
-      in.request.backend = out.backend = backend_kind::threads;
-      p = forecast(std::max(1, workers));
-      out.reason += transfer_share > 0.1
-                        ? format("Threads: moving each item and result between processes would cost %.0f%% of its "
-                                 "time. ", 100.0 * transfer_share)
-                        : format("Threads: starting worker processes would cost %.0f%% of the run. ", 100.0 * startup_share);
-      out.warnings.push_back("Threads share the process: the function must be thread-safe, and a crash in it ends the "
-                             "run (use backend processes to isolate crashes).");
-    } else {
-      out.reason += format("Processes (crash-isolated): starting them costs %.1f%% of the run and moving results "
-                           "%.1f%% of an item's time. ",
-                           100.0 * startup_share, 100.0 * transfer_share);
-    }
+/// Chooses where the work runs. Under a launcher the ranks work. Locally, processes isolate crashes;
+/// threads win when moving results between processes, or starting the processes, would cost a
+/// noticeable share of `p`, the run forecast on processes. Appends its sentences to the plan.
+backend_kind choose_backend(const model_inputs& in, bool asked, std::optional<std::size_t> rest, int workers,
+                            const prediction& p, plan& out) {
+  const backend_kind assumed = *in.request.backend;
+  if (in.cluster.mpi) return assumed;
+  const unit_costs c = costs_of(in);
+  const double transfer_share = in.work.mean_seconds > 0.0 ? c.item_bytes_time / in.work.mean_seconds : 0.0;
+  const double startup = c.startup + workers * c.startup_per_worker;
+  const double startup_share = rest && p.parallel_seconds > 0.0 ? startup / p.parallel_seconds : 0.0;
+  if (asked) {
+    out.reason += format("Local %s, as asked. ", std::string(to_string(assumed)).c_str());
+    return assumed;
   }
-  // A busy root competes with the workers on its node: give it a core when it needs most of one.
-  const int root_cores = cl.nodes.front().usable_cores;
-  if (!rq.workers_per_node && p.root_load >= 0.5 && out.workers_per_node[0] >= root_cores && out.workers_per_node[0] > 1) {
-    const int reserve = std::max(1, static_cast<int>(std::round(p.root_load)));
-    out.workers_per_node[0] = std::max(1, out.workers_per_node[0] - reserve);
-    out.reason += format("The root is busy %.0f%% of the time dispatching, so its node keeps %d core(s) for it. ",
-                         100.0 * p.root_load, reserve);
-    workers = std::accumulate(out.workers_per_node.begin(), out.workers_per_node.end(), 0);
-    p = forecast(std::max(1, workers));
+  if (transfer_share > 0.1 || startup_share > 0.1) {
+    out.reason += transfer_share > 0.1
+                      ? format("Threads: moving each item and result between processes would cost %.0f%% of its "
+                               "time. ", 100.0 * transfer_share)
+                      : format("Threads: starting worker processes would cost %.0f%% of the run. ",
+                               100.0 * startup_share);
+    out.warn(warning_kind::threads_not_crash_isolated,
+             "Threads share the process: the function must be thread-safe, and a crash in it ends the run (use "
+             "backend processes to isolate crashes).");
+    return backend_kind::threads;
   }
-  out.n_jobs = workers;
-  out.chunksize = out.schedule.chunksize;
+  out.reason += format("Processes (crash-isolated): starting them costs %.1f%% of the run and moving results "
+                       "%.1f%% of an item's time. ",
+                       100.0 * startup_share, 100.0 * transfer_share);
+  return assumed;
+}
 
-  // Ordered or unordered.
+/// Gives a busy root core(s) of its own: it competes with the workers on its node when it needs most
+/// of one. Returns whether it took workers off the root's node; appends its sentence to the plan.
+bool reserve_root_core(const model_inputs& in, const prediction& p, plan& out) {
+  int& on_root = out.workers_per_node[0];
+  const bool root_needs_core = !in.request.workers_per_node && p.root_load >= 0.5 &&
+                               on_root >= in.cluster.nodes.front().usable_cores && on_root > 1;
+  if (!root_needs_core) return false;
+  const int reserve = std::max(1, static_cast<int>(std::round(p.root_load)));
+  on_root = std::max(1, on_root - reserve);
+  out.reason += format("The root is busy %.0f%% of the time dispatching, so its node keeps %d core(s) for it. ",
+                       100.0 * p.root_load, reserve);
+  return true;
+}
+
+/// Chooses input order or completion order for the results; appends its sentence to the plan.
+bool choose_order(const model_inputs& in, const prediction& p, plan& out) {
+  const plan_request& rq = in.request;
   if (rq.prefer_ordered) {
-    out.use_ordered = *rq.prefer_ordered;
-    out.reason += out.use_ordered ? "Ordered results, as asked. " : "Unordered results, as asked. ";
-  } else if (rq.mode == plan_mode::gather_all) {
-    out.use_ordered = true;
+    out.reason += *rq.prefer_ordered ? "Ordered results, as asked. " : "Unordered results, as asked. ";
+    return *rq.prefer_ordered;
+  }
+  if (rq.mode == plan_mode::gather_all) {
     out.reason += "Results are gathered in input order (map keeps them all anyway). ";
-  } else if (p.overhead_fraction > 0.2) {
-    out.use_ordered = false;
+    return true;
+  }
+  if (p.overhead_fraction > 0.2) {
     out.reason += format("Unordered: overheads are %.0f%% of the run (> 20%%), so results go out as they complete. ",
                          100.0 * p.overhead_fraction);
-  } else if (w.cv > 0.5) {
-    out.use_ordered = false;
-    out.reason += format("Unordered: item times vary (CV %.2f), so a slow item would hold results back. ", w.cv);
-  } else {
-    out.use_ordered = true;
-    out.reason += format("Ordered: overheads are only %.0f%% of the run. ", 100.0 * p.overhead_fraction);
+    return false;
   }
-
-  // The window: results in flight, bounded so an endless source runs in bounded memory.
-  const node_facts& root = cl.nodes.front();
-  const std::size_t in_flight = static_cast<std::size_t>(std::max(1, workers)) * out.chunksize;
-  if (rq.mode == plan_mode::streaming) {
-    // Room for the chunks workers hold (two each) four times over, so chunk sizes can adapt
-    // upwards during the run, unless memory says less.
-    std::size_t window = rq.buffer_size ? *rq.buffer_size : 8 * in_flight;
-    const std::size_t memory_cap = safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction);
-    if (!rq.buffer_size && window > memory_cap) {
-      window = std::max<std::size_t>(1, memory_cap);
-      out.warnings.push_back(format("Results of %s each: the window is cut to %zu items to fit in memory.",
-                                    text::bytes(w.result_bytes).c_str(), window));
-    }
-    if (window < in_flight) {
-      out.warnings.push_back(format("A window of %zu items is smaller than %d workers x %zu items per chunk: "
-                                    "workers will wait for the consumer.",
-                                    window, workers, out.chunksize));
-    }
-    out.buffer_size = window;
-    out.reason += format("At most %zu results wait in memory (%s). ", window,
-                         text::bytes(static_cast<double>(window) * w.result_bytes).c_str());
-  } else {
-    out.buffer_size = rq.total_items.value_or(0);
-    if (!rq.total_items) {
-      out.warnings.push_back("The source has no known end: gathering all results would never finish. Use "
-                             "optimize_streaming with imap/imap_unordered, or process_in_batches.");
-    } else {
-      const double all_results = static_cast<double>(*rq.total_items) * w.result_bytes;
-      const double budget = rq.memory_fraction * static_cast<double>(root.available_memory);
-      if (all_results > budget) {
-        out.warnings.push_back(format(
-            "All %zu results need %s but the root has %s available (%.0f%% budget %s): stream them with "
-            "optimize_streaming + imap, or use process_in_batches with batches of %zu items.",
-            *rq.total_items, text::bytes(all_results).c_str(), text::bytes(static_cast<double>(root.available_memory)).c_str(),
-            100.0 * rq.memory_fraction, text::bytes(budget).c_str(),
-            safe_batch_size(w.result_bytes, root.available_memory, rq.memory_fraction)));
-      }
-    }
+  if (in.work.cv > 0.5) {
+    out.reason += format("Unordered: item times vary (CV %.2f), so a slow item would hold results back. ", in.work.cv);
+    return false;
   }
+  out.reason += format("Ordered: overheads are only %.0f%% of the run. ", 100.0 * p.overhead_fraction);
+  return true;
+}
 
-  // The backend is settled: the costs it charges are now fixed.
-  const unit_costs costs = costs_of(in);
+/// Chooses the streaming window: results in flight, bounded so an endless source runs in bounded
+/// memory; appends its sentences to the plan.
+std::size_t streaming_window(const model_inputs& in, int workers, std::size_t chunksize, plan& out) {
+  const plan_request& rq = in.request;
+  const double result_bytes = in.work.result_bytes;
+  const std::size_t in_flight = static_cast<std::size_t>(std::max(1, workers)) * chunksize;
+  // Room for the chunks workers hold (two each) four times over, so chunk sizes can adapt
+  // upwards during the run, unless memory says less.
+  std::size_t window = rq.buffer_size ? *rq.buffer_size : 8 * in_flight;
+  const std::size_t memory_cap =
+      safe_batch_size(result_bytes, in.cluster.nodes.front().available_memory, rq.memory_fraction);
+  if (!rq.buffer_size && window > memory_cap) {
+    window = std::max<std::size_t>(1, memory_cap);
+    out.warn(warning_kind::window_cut_for_memory,
+             format("Results of %s each: the window is cut to %zu items to fit in memory.",
+                    text::bytes(result_bytes).c_str(), window));
+  }
+  if (window < in_flight) {
+    out.warn(warning_kind::window_below_in_flight,
+             format("A window of %zu items is smaller than %d workers x %zu items per chunk: workers will wait for "
+                    "the consumer.",
+                    window, workers, chunksize));
+  }
+  out.reason += format("At most %zu results wait in memory (%s). ", window,
+                       text::bytes(static_cast<double>(window) * result_bytes).c_str());
+  return window;
+}
+
+/// Returns the window of a gather-all run, every item; warns when the results could never all be
+/// gathered: an endless source, or more than the root's memory budget.
+std::size_t gathered_window(const model_inputs& in, plan& out) {
+  const plan_request& rq = in.request;
+  if (!rq.total_items) {
+    out.warn(warning_kind::endless_source_gathered,
+             "The source has no known end: gathering all results would never finish. Use optimize_streaming with "
+             "imap/imap_unordered, or process_in_batches.");
+    return 0;
+  }
+  const node_facts& root = in.cluster.nodes.front();
+  const double all_results = static_cast<double>(*rq.total_items) * in.work.result_bytes;
+  const double budget = rq.memory_fraction * static_cast<double>(root.available_memory);
+  if (all_results > budget) {
+    out.warn(warning_kind::results_exceed_memory,
+             format("All %zu results need %s but the root has %s available (%.0f%% budget %s): stream them with "
+                    "optimize_streaming + imap, or use process_in_batches with batches of %zu items.",
+                    *rq.total_items, text::bytes(all_results).c_str(),
+                    text::bytes(static_cast<double>(root.available_memory)).c_str(), 100.0 * rq.memory_fraction,
+                    text::bytes(budget).c_str(),
+                    safe_batch_size(in.work.result_bytes, root.available_memory, rq.memory_fraction)));
+  }
+  return *rq.total_items;
+}
+
+/// Chooses how many items may be in flight at most, by how the results are consumed.
+std::size_t choose_window(const model_inputs& in, int workers, std::size_t chunksize, plan& out) {
+  return in.request.mode == plan_mode::streaming ? streaming_window(in, workers, chunksize, out)
+                                                 : gathered_window(in, out);
+}
+
+/// Decides whether parallelism pays for `p` on `workers` workers; a serial plan then runs as serial
+/// does, with the rejected parallel estimate kept in the reason and the profile. What the caller
+/// forced (workers, a chunk size or a local backend) runs as asked, even where serial would do as well.
+void decide_serial(const model_inputs& in, const prediction& p, int workers, bool forced, bool sized, plan& out) {
+  const plan_request& rq = in.request;
   out.estimated_speedup = p.speedup;
-  // Workers, a chunk size or a local backend that the caller asked for are run as asked, even
-  // where serial would do as well.
-  const bool forced = rq.workers_per_node || rq.chunksize || backend_asked;
   if (workers == 0) {
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";
-    out.warnings.push_back("Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
+    out.warn(warning_kind::no_worker_rank, "Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
   } else if (p.speedup < rq.min_speedup && !forced) {
+    const unit_costs costs = costs_of(in);
     out.serial = true;
     out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
                          rq.min_speedup);
     out.reason += format("items take %s while each chunk costs %s to dispatch and each worker %s to start. ",
-                         text::seconds(w.mean_seconds).c_str(), text::seconds(costs.chunk_root).c_str(),
+                         text::seconds(in.work.mean_seconds).c_str(), text::seconds(costs.chunk_root).c_str(),
                          text::seconds(costs.startup_per_worker + costs.startup / workers).c_str());
-    out.warnings.push_back("Insufficient speedup: run serially, or give each call more work (batch several items "
-                           "into one).");
+    out.warn(warning_kind::insufficient_speedup,
+             "Insufficient speedup: run serially, or give each call more work (batch several items into one).");
   } else {
     out.serial = false;
     if (p.speedup < rq.min_speedup) {
-      out.warnings.push_back(format("The predicted speedup %.2fx is below %.1fx: serial would do as well.", p.speedup,
-                                    rq.min_speedup));
+      out.warn(warning_kind::serial_as_fast,
+               format("The predicted speedup %.2fx is below %.1fx: serial would do as well.", p.speedup,
+                      rq.min_speedup));
     }
-    if (rest) {
+    if (sized) {
       out.reason += format("Expected speedup %.2fx: serial %s, parallel %s.", p.speedup,
                            text::seconds(p.serial_seconds).c_str(), text::seconds(p.parallel_seconds).c_str());
     } else {
@@ -423,26 +462,40 @@ plan make_plan(const model_inputs& measured) {
     }
   }
   if (out.serial) {
-    // A serial plan runs as serial does: the rejected parallel estimate stays in the reason and the profile.
     out.backend = backend_kind::serial;
     out.n_jobs = 1;
     out.estimated_speedup = 1.0;
   }
-  // Other work on the root's node takes cores the model counted on, and timings measured now.
-  if (root.load_average > root.usable_cores + 0.5) {
-    out.warnings.push_back(format("Busy machine: the root's node has a load average of %.1f on %d usable cores. The "
-                                  "workers will share them with other work, so the run may be slower than predicted.",
-                                  root.load_average, root.usable_cores));
-  }
-  if (p.root_load > 0.9 && !out.serial) {
-    out.warnings.push_back(format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items "
-                                  "would help.", 100.0 * p.root_load));
-  }
+}
 
-  // The profile: every number the model used.
-  plan_profile& pr = out.profile;
+/// Warns when other work on the root's node takes cores the model counted on, and timings measured now.
+void warn_if_machine_busy(const model_inputs& in, plan& out) {
+  const node_facts& root = in.cluster.nodes.front();
+  if (root.load_average > root.usable_cores + 0.5) {
+    out.warn(warning_kind::busy_machine,
+             format("Busy machine: the root's node has a load average of %.1f on %d usable cores. The workers will "
+                    "share them with other work, so the run may be slower than predicted.",
+                    root.load_average, root.usable_cores));
+  }
+}
+
+/// Warns when a parallel plan keeps the root dispatching nearly all the time.
+void warn_if_root_bottleneck(const prediction& p, plan& out) {
+  if (p.root_load > 0.9 && !out.serial) {
+    out.warn(warning_kind::root_bottleneck,
+             format("The root is the bottleneck (busy %.0f%%): larger chunks or fewer, larger items would help.",
+                    100.0 * p.root_load));
+  }
+}
+
+/// Fills the profile with every number the model used: the sample, the root's node, the costs of
+/// the settled backend and the prediction `p`.
+void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr) {
+  const sample_stats& w = in.work;
+  const node_facts& root = in.cluster.nodes.front();
+  const unit_costs costs = costs_of(in);
   pr.sample_size = w.count;
-  pr.total_items = rq.total_items;
+  pr.total_items = in.request.total_items;
   pr.avg_execution_time = w.mean_seconds;
   pr.cv = w.cv;
   pr.min_execution_time = w.min_seconds;
@@ -453,8 +506,8 @@ plan make_plan(const model_inputs& measured) {
   pr.result_bytes = w.result_bytes;
   pr.serialize_seconds = w.serialize_seconds;
   pr.memory_per_call = w.memory_per_call;
-  pr.nodes = static_cast<int>(cl.nodes.size());
-  pr.world_size = cl.world_size;
+  pr.nodes = static_cast<int>(in.cluster.nodes.size());
+  pr.world_size = in.cluster.world_size;
   pr.physical_cores = root.physical_cores;
   pr.logical_cores = root.logical_cores;
   pr.usable_cores = root.usable_cores;
@@ -475,6 +528,43 @@ plan make_plan(const model_inputs& measured) {
   pr.root_load = p.root_load;
   pr.overhead_fraction = p.overhead_fraction;
   pr.sampling_seconds = w.total_seconds;
+}
+
+}  // namespace
+
+plan make_plan(const model_inputs& measured) {
+  model_inputs in = measured;  // the backend is settled below; everything else is as measured
+  const plan_request& rq = in.request;
+  plan out;
+  out.mode = rq.mode;
+  const bool backend_asked = assume_backend(in);
+  const std::optional<std::size_t> rest = items_left(in);
+
+  out.workers_per_node = choose_workers(in, out);
+  int workers = total_workers(out.workers_per_node);
+  out.schedule = choose_schedule(in, std::max(1, workers), rest, out);
+  prediction p = forecast(in, rest, workers, out.schedule);
+
+  const backend_kind backend = choose_backend(in, backend_asked, rest, workers, p, out);
+  if (backend != *in.request.backend) {
+    in.request.backend = backend;
+    p = forecast(in, rest, workers, out.schedule);
+  }
+  out.backend = backend;
+  if (reserve_root_core(in, p, out)) {
+    workers = total_workers(out.workers_per_node);
+    p = forecast(in, rest, workers, out.schedule);
+  }
+  out.n_jobs = workers;
+  out.chunksize = out.schedule.chunksize;
+
+  out.use_ordered = choose_order(in, p, out);
+  out.buffer_size = choose_window(in, workers, out.chunksize, out);
+  const bool forced = rq.workers_per_node || rq.chunksize || backend_asked;
+  decide_serial(in, p, workers, forced, rest.has_value(), out);
+  warn_if_machine_busy(in, out);
+  warn_if_root_bottleneck(p, out);
+  fill_profile(in, p, out.profile);
   return out;
 }
 

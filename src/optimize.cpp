@@ -17,18 +17,21 @@ constexpr double assumed_spawn_per_worker = 0.5e-3;
 constexpr double assumed_round_trip = 50e-6;
 
 /// The local overheads, measured or assumed as the options say.
-local_overheads local_costs(const optimize_options& options, std::vector<std::string>& notes) {
+local_overheads local_costs(const optimize_options& options, std::vector<plan_warning>& notes) {
   local_overheads costs;
   if (options.use_spawn_benchmark || options.use_chunking_benchmark) costs = measure_local_overheads();
   if (!options.use_spawn_benchmark || !costs.measured) {
     costs.process_spawn_fixed = 0.0;
     costs.process_spawn_per_worker = assumed_spawn_per_worker;
-    notes.push_back(text::format("Worker start-up assumed, not measured: %s per worker.",
-                                 text::seconds(assumed_spawn_per_worker).c_str()));
+    notes.push_back({warning_kind::spawn_cost_assumed,
+                     text::format("Worker start-up assumed, not measured: %s per worker.",
+                                  text::seconds(assumed_spawn_per_worker).c_str())});
   }
   if (!options.use_chunking_benchmark || !costs.measured) {
     costs.chunk_round_trip = assumed_round_trip;
-    notes.push_back(text::format("Chunk round trip assumed, not measured: %s.", text::seconds(assumed_round_trip).c_str()));
+    notes.push_back({warning_kind::round_trip_assumed,
+                     text::format("Chunk round trip assumed, not measured: %s.",
+                                  text::seconds(assumed_round_trip).c_str())});
   }
   return costs;
 }
@@ -89,7 +92,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       const bool fork_safe = !s.mpi() && threads == 1;
       in.work = sample_on_root(fork_safe);
       const double model_start = monotonic_seconds();
-      std::vector<std::string> notes;
+      std::vector<plan_warning> notes;
       in.cluster = layout;
       in.links = links;
       const double benchmark_start = monotonic_seconds();
@@ -107,10 +110,11 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       if (options.backend != backend_kind::serial) in.request.backend = options.backend;
       if (!s.mpi() && !fork_safe && options.backend != backend_kind::serial) {
         in.request.backend = backend_kind::threads;
-        notes.push_back(text::format("The program already runs %d threads: forking worker processes from it could "
-                                     "deadlock them (a lock held at the fork stays locked), so local workers are "
-                                     "threads. Plan before starting threads (OpenMP, a thread pool) to get processes.",
-                                     threads));
+        notes.push_back({warning_kind::threads_already_running,
+                         text::format("The program already runs %d threads: forking worker processes from it could "
+                                      "deadlock them (a lock held at the fork stays locked), so local workers are "
+                                      "threads. Plan before starting threads (OpenMP, a thread pool) to get processes.",
+                                      threads)});
       }
       in.request.memory_fraction = options.memory_fraction;
       in.request.min_speedup = options.min_speedup;
@@ -122,14 +126,16 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
         result.reason += " Serial, as asked.";
       }
       for (const auto& e : in.work.errors) {
-        result.warnings.push_back(text::format("Item %zu threw while sampled (%s); it will be reported as an error.",
-                                               e.index, e.message.c_str()));
+        result.warn(warning_kind::item_threw_in_sample,
+                    text::format("Item %zu threw while sampled (%s); it will be reported as an error.", e.index,
+                                 e.message.c_str()));
       }
       if (in.work.cut_for_memory) {
-        result.warnings.push_back(text::format("Sampled %zu items, not %zu: results are %s each, and the sampled ones "
-                                               "are kept for the run.",
-                                               in.work.count + in.work.failed, options.sample_size,
-                                               text::bytes(in.work.result_bytes).c_str()));
+        result.warn(warning_kind::sample_cut_for_memory,
+                    text::format("Sampled %zu items, not %zu: results are %s each, and the sampled ones are kept for "
+                                 "the run.",
+                                 in.work.count + in.work.failed, options.sample_size,
+                                 text::bytes(in.work.result_bytes).c_str()));
       }
       result.warnings.insert(result.warnings.end(), notes.begin(), notes.end());
       result.profile.probe_seconds = probe_seconds;

@@ -1,24 +1,77 @@
 #include <amorsize/plan.hpp>
 
+#include "enum_names.hpp"
 #include "text.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace amorsize {
+namespace {
 
-std::string_view to_string(plan_mode mode) {
-  return mode == plan_mode::streaming ? "streaming" : "gather_all";
+constexpr enum_names::table<plan_mode, 2> plan_mode_names{{
+    {plan_mode::gather_all, "gather_all"},
+    {plan_mode::streaming, "streaming"},
+}};
+
+constexpr enum_names::table<backend_kind, 4> backend_kind_names{{
+    {backend_kind::serial, "serial"},
+    {backend_kind::processes, "processes"},
+    {backend_kind::threads, "threads"},
+    {backend_kind::mpi, "mpi"},
+}};
+
+constexpr enum_names::table<warning_kind, 19> warning_kind_names{{
+    {warning_kind::nested_parallelism, "nested_parallelism"},
+    {warning_kind::waits_on_io, "waits_on_io"},
+    {warning_kind::workers_cut_for_memory, "workers_cut_for_memory"},
+    {warning_kind::fewer_ranks_than_asked, "fewer_ranks_than_asked"},
+    {warning_kind::threads_not_crash_isolated, "threads_not_crash_isolated"},
+    {warning_kind::window_cut_for_memory, "window_cut_for_memory"},
+    {warning_kind::window_below_in_flight, "window_below_in_flight"},
+    {warning_kind::endless_source_gathered, "endless_source_gathered"},
+    {warning_kind::results_exceed_memory, "results_exceed_memory"},
+    {warning_kind::no_worker_rank, "no_worker_rank"},
+    {warning_kind::insufficient_speedup, "insufficient_speedup"},
+    {warning_kind::serial_as_fast, "serial_as_fast"},
+    {warning_kind::busy_machine, "busy_machine"},
+    {warning_kind::root_bottleneck, "root_bottleneck"},
+    {warning_kind::item_threw_in_sample, "item_threw_in_sample"},
+    {warning_kind::sample_cut_for_memory, "sample_cut_for_memory"},
+    {warning_kind::threads_already_running, "threads_already_running"},
+    {warning_kind::spawn_cost_assumed, "spawn_cost_assumed"},
+    {warning_kind::round_trip_assumed, "round_trip_assumed"},
+}};
+
+static_assert(enum_names::lists_in_order(plan_mode_names) &&
+              plan_mode_names.size() == static_cast<std::size_t>(plan_mode::streaming) + 1);
+static_assert(enum_names::lists_in_order(backend_kind_names) &&
+              backend_kind_names.size() == static_cast<std::size_t>(backend_kind::mpi) + 1);
+// A new warning kind goes last in the enum and here, or this fails.
+static_assert(enum_names::lists_in_order(warning_kind_names) &&
+              warning_kind_names.size() == static_cast<std::size_t>(warning_kind::round_trip_assumed) + 1);
+
+}  // namespace
+
+std::string_view to_string(plan_mode mode) { return enum_names::name_of(plan_mode_names, mode); }
+std::string_view to_string(backend_kind kind) { return enum_names::name_of(backend_kind_names, kind); }
+std::string_view to_string(warning_kind kind) { return enum_names::name_of(warning_kind_names, kind); }
+
+plan_mode parse_plan_mode(std::string_view name) { return enum_names::value_named(plan_mode_names, name, "plan mode"); }
+
+backend_kind parse_backend_kind(std::string_view name) {
+  return enum_names::value_named(backend_kind_names, name, "backend");
 }
 
-std::string_view to_string(backend_kind kind) {
-  switch (kind) {
-    case backend_kind::processes: return "processes";
-    case backend_kind::threads: return "threads";
-    case backend_kind::mpi: return "mpi";
-    case backend_kind::serial: break;
-  }
-  return "serial";
+warning_kind parse_warning_kind(std::string_view name) {
+  return enum_names::value_named(warning_kind_names, name, "warning kind");
 }
+
+bool plan::has_warning(warning_kind kind) const {
+  return std::any_of(warnings.begin(), warnings.end(), [&](const plan_warning& w) { return w.kind == kind; });
+}
+
+void plan::warn(warning_kind kind, std::string message) { warnings.push_back({kind, std::move(message)}); }
 
 namespace {
 
@@ -86,6 +139,8 @@ nlohmann::json plan::to_json() const {
       prof[key] = value;
     }
   });
+  nlohmann::json warns = nlohmann::json::array();
+  for (const plan_warning& w : warnings) warns.push_back({{"kind", to_string(w.kind)}, {"message", w.message}});
   return {
       {"mode", to_string(mode)},
       {"backend", to_string(backend)},
@@ -100,25 +155,21 @@ nlohmann::json plan::to_json() const {
       {"buffer_size", buffer_size},
       {"estimated_speedup", estimated_speedup},
       {"reason", reason},
-      {"warnings", warnings},
+      {"warnings", warns},
       {"profile", prof},
   };
 }
 
 plan plan::from_json(const nlohmann::json& j) {
   plan p;
-  p.mode = j.at("mode").get<std::string>() == "streaming" ? plan_mode::streaming : plan_mode::gather_all;
-  const auto backend = j.at("backend").get<std::string>();
-  p.backend = backend == "mpi"         ? backend_kind::mpi
-              : backend == "processes" ? backend_kind::processes
-              : backend == "threads"   ? backend_kind::threads
-                                       : backend_kind::serial;
+  p.mode = parse_plan_mode(j.at("mode").get<std::string>());
+  p.backend = parse_backend_kind(j.at("backend").get<std::string>());
   j.at("serial").get_to(p.serial);
   j.at("n_jobs").get_to(p.n_jobs);
   j.at("workers_per_node").get_to(p.workers_per_node);
   j.at("chunksize").get_to(p.chunksize);
   const auto& s = j.at("schedule");
-  p.schedule.kind = s.at("kind").get<std::string>() == "guided" ? schedule_kind::guided : schedule_kind::fixed;
+  p.schedule.kind = parse_schedule_kind(s.at("kind").get<std::string>());
   s.at("chunksize").get_to(p.schedule.chunksize);
   s.at("min_chunksize").get_to(p.schedule.min_chunksize);
   s.at("adaptive").get_to(p.schedule.adaptive);
@@ -127,7 +178,9 @@ plan plan::from_json(const nlohmann::json& j) {
   j.at("buffer_size").get_to(p.buffer_size);
   j.at("estimated_speedup").get_to(p.estimated_speedup);
   j.at("reason").get_to(p.reason);
-  j.at("warnings").get_to(p.warnings);
+  for (const auto& w : j.at("warnings")) {
+    p.warn(parse_warning_kind(w.at("kind").get<std::string>()), w.at("message").get<std::string>());
+  }
   const auto& prof = j.at("profile");
   each_profile_field(p.profile, [&](const char* key, auto& value) { read_field(prof, key, value); });
   return p;
@@ -152,7 +205,7 @@ std::string plan::explain() const {
   out << "\nWhy: " << reason << "\n";
   if (!warnings.empty()) {
     out << "\nWarnings:\n";
-    for (const auto& w : warnings) out << "  - " << w << "\n";
+    for (const plan_warning& w : warnings) out << "  - " << w.message << " [" << to_string(w.kind) << "]\n";
   }
   out << "\nWorkload (" << p.sample_size << " items sampled";
   out << (p.total_items ? format(" of %zu", *p.total_items) : std::string(" of an endless or unsized source")) << "):\n";

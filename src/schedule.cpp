@@ -1,11 +1,26 @@
 #include <amorsize/schedule.hpp>
 
+#include "enum_names.hpp"
+
 #include <algorithm>
 
 namespace amorsize {
+namespace {
 
-std::string_view to_string(schedule_kind kind) {
-  return kind == schedule_kind::guided ? "guided" : "fixed";
+constexpr enum_names::table<schedule_kind, 2> schedule_kind_names{{
+    {schedule_kind::fixed, "fixed"},
+    {schedule_kind::guided, "guided"},
+}};
+
+static_assert(enum_names::lists_in_order(schedule_kind_names) &&
+              schedule_kind_names.size() == static_cast<std::size_t>(schedule_kind::guided) + 1);
+
+}  // namespace
+
+std::string_view to_string(schedule_kind kind) { return enum_names::name_of(schedule_kind_names, kind); }
+
+schedule_kind parse_schedule_kind(std::string_view name) {
+  return enum_names::value_named(schedule_kind_names, name, "schedule kind");
 }
 
 std::size_t chunk_schedule::next_chunk(std::optional<std::size_t> remaining, int workers) const {

@@ -147,9 +147,7 @@ TEST_CASE("a program that ran OpenMP before planning runs on threads, with a war
   auto result = optimize(openmp_sum, items, options);
   INFO(result.explain());
   CHECK(result.backend == backend_kind::threads);
-  bool warned = false;
-  for (const auto& w : result.warnings) warned = warned || w.find("already runs") != std::string::npos;
-  CHECK(warned);
+  CHECK(result.has_warning(warning_kind::threads_already_running));
 
   SECTION("a pool asked for processes switches to threads and says why") {
     std::ostringstream log;

@@ -327,8 +327,10 @@ TEST_CASE("optimize reports a sampled item that threw and keeps it in the data",
   CHECK_FALSE(result.sampled_results[2].has_value());
   CHECK(result.sampled_results[3] == std::optional<int>(3));
   CHECK(result.profile.sample_size == 4);
-  const bool warned = std::any_of(result.warnings.begin(), result.warnings.end(), [](const std::string& w) {
-    return w.find("Item 2 threw") != std::string::npos && w.find("item two is bad") != std::string::npos;
+  // The warning names the item and carries its own message.
+  const bool warned = std::any_of(result.warnings.begin(), result.warnings.end(), [](const plan_warning& w) {
+    return w.kind == warning_kind::item_threw_in_sample && w.message.find("Item 2 ") != std::string::npos &&
+           w.message.find("item two is bad") != std::string::npos;
   });
   CHECK(warned);
   std::vector<int> all;

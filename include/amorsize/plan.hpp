@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace amorsize {
@@ -27,10 +28,51 @@ enum class backend_kind {
   mpi,        ///< Worker ranks under mpirun/srun.
 };
 
+/// Every warning a plan can carry, so tools and tests can tell them apart without reading the sentence.
+enum class warning_kind {
+  nested_parallelism,          ///< The function runs threads of its own: fewer workers per node.
+  waits_on_io,                 ///< The function mostly waits (I/O, sleep): more workers than cores.
+  workers_cut_for_memory,      ///< Each call's memory growth cut the workers per node.
+  fewer_ranks_than_asked,      ///< A node has fewer worker ranks than the workers asked for.
+  threads_not_crash_isolated,  ///< The plan chose threads: the function must be thread-safe, a crash ends the run.
+  window_cut_for_memory,       ///< Result sizes cut the streaming window.
+  window_below_in_flight,      ///< The window is smaller than the items workers hold: they will wait for the consumer.
+  endless_source_gathered,     ///< Gathering all results of an endless source would never finish.
+  results_exceed_memory,       ///< All results gathered would not fit in the root's memory budget.
+  no_worker_rank,              ///< Under MPI no rank is left to work: run with more ranks.
+  insufficient_speedup,        ///< Parallelism would not pay: the plan is serial.
+  serial_as_fast,              ///< A forced parallel plan is predicted no faster than serial.
+  busy_machine,                ///< Other work loads the root's node: the run may be slower than predicted.
+  root_bottleneck,             ///< The root is busy dispatching nearly all the time.
+  item_threw_in_sample,        ///< A sampled item threw; it will be reported as an error.
+  sample_cut_for_memory,       ///< Fewer items were sampled than asked, to keep their results in memory.
+  threads_already_running,     ///< The program already runs threads, so local workers are threads, not forked processes.
+  spawn_cost_assumed,          ///< Worker start-up was assumed, not measured.
+  round_trip_assumed,          ///< The chunk round trip was assumed, not measured (last: the name table checks up to it).
+};
+
+/// One warning: its kind for tools and tests, its sentence for people.
+struct plan_warning {
+  warning_kind kind{};   ///< What the warning is about.
+  std::string message;   ///< What the user should know or do, in a sentence or two.
+
+  /// Compares kind and message.
+  bool operator==(const plan_warning&) const = default;
+};
+
 /// Returns "gather_all" or "streaming".
 std::string_view to_string(plan_mode mode);
 /// Returns "serial", "processes", "threads" or "mpi".
 std::string_view to_string(backend_kind kind);
+/// Returns the warning kind's name as written in the enum ("nested_parallelism", ...).
+std::string_view to_string(warning_kind kind);
+
+/// Returns the plan mode named `name`; throws input_error naming it when there is none.
+plan_mode parse_plan_mode(std::string_view name);
+/// Returns the backend named `name`; throws input_error naming it when there is none.
+backend_kind parse_backend_kind(std::string_view name);
+/// Returns the warning kind named `name`; throws input_error naming it when there is none.
+warning_kind parse_warning_kind(std::string_view name);
 
 /// Every measurement and model figure behind a plan (the seed's `profile`).
 struct plan_profile {
@@ -91,9 +133,13 @@ struct plan {
   std::size_t buffer_size = 0;              ///< Items in flight at most (dispatched but not yet handed over).
   double estimated_speedup = 1.0;           ///< Predicted speedup of this plan: serial time / planned time (1.0 for a serial plan).
   std::string reason;                       ///< Why this plan, in a few sentences.
-  std::vector<std::string> warnings;        ///< What the user should know or do.
+  std::vector<plan_warning> warnings;       ///< What the user should know or do, each with its kind.
   plan_profile profile;                     ///< The numbers behind it.
 
+  /// Returns whether the plan carries a warning of `kind`.
+  [[nodiscard]] bool has_warning(warning_kind kind) const;
+  /// Adds a warning of `kind` with its sentence.
+  void warn(warning_kind kind, std::string message);
   /// Returns a report for people: the decision, the reason, the warnings and the key numbers.
   [[nodiscard]] std::string explain() const;
   /// Returns the plan as JSON (keys as the members, plus `profile`).

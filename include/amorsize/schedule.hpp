@@ -15,6 +15,8 @@ enum class schedule_kind {
 
 /// Returns "fixed" or "guided".
 std::string_view to_string(schedule_kind kind);
+/// Returns the schedule kind named `name`; throws input_error naming it when there is none.
+schedule_kind parse_schedule_kind(std::string_view name);
 
 /// A chunk schedule: the whole chunking policy, carried unchanged from the cost model through the
 /// plan and the pool to the dispatcher, which asks it for each chunk's size.

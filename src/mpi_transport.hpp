@@ -46,7 +46,8 @@ constexpr int root_rank = 0;
 
 /// Spin before a polite wait starts to sleep: collectives whose ranks are all present finish in it.
 constexpr std::chrono::microseconds brief_spin{50};
-/// Spin while a message is on its way, long enough that a large one between nodes waits for no sleep.
+/// Spin while a message is on its way: long enough that a large one between nodes (or a measured round
+/// trip) waits for no sleep, short enough to give way on a busy machine.
 constexpr std::chrono::microseconds transfer_spin{2000};
 
 /// Throws error(mpi_failure) naming `call` when an MPI call did not succeed.

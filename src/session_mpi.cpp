@@ -3,7 +3,7 @@
 #include <amorsize/session.hpp>
 
 #include "session_common.hpp"
-#include "session_mpi_internal.hpp"
+#include "mpi_transport.hpp"
 
 #include <boost/mpi/detail/mpi_datatype_cache.hpp>
 #include <boost/mpi/environment.hpp>
@@ -12,99 +12,26 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
-#include <thread>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace amorsize {
-namespace mpi_detail {
 namespace {
 
-/// The live session's communicator: session.hpp keeps the session's state private, and at most one
-/// session is alive, so communicator() finds it here.
-MPI_Comm live_comm = MPI_COMM_NULL;
-
-std::string mpi_error_text(int code) {
-  std::array<char, MPI_MAX_ERROR_STRING> text{};
-  int length = 0;
-  if (MPI_Error_string(code, text.data(), &length) != MPI_SUCCESS) {
-    return "MPI error " + std::to_string(code);
-  }
-  return {text.data(), static_cast<std::size_t>(length)};
-}
-
-}  // namespace
-
-MPI_Comm communicator(session& s) {
-  if (!s.mpi() || &s != session_detail::live_session.load() || live_comm == MPI_COMM_NULL) {
-    throw error(exit_code::internal, "the MPI engine was used with a session that is not the live MPI session");
-  }
-  return live_comm;
-}
-
-void check(int result, const char* call) {
-  if (result != MPI_SUCCESS) {
-    throw error(exit_code::mpi_failure, std::string(call) + " failed: " + mpi_error_text(result));
-  }
-}
-
-void wait_politely(std::span<MPI_Request> requests, std::chrono::microseconds spin_for, MPI_Status* statuses) {
-  poll_politely(
-      [&] {
-        int done = 0;
-        check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, statuses), "MPI_Testall");
-        return done != 0;
-      },
-      spin_for);
-}
-
-void wait_politely(MPI_Request& request, std::chrono::microseconds spin_for, MPI_Status* status) {
-  wait_politely(std::span<MPI_Request>(&request, 1), spin_for, status);
-}
-
-std::vector<std::string> gather_text(const std::string& text, MPI_Comm comm) {
-  int rank = 0;
-  int size = 0;
-  check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  const int length = static_cast<int>(text.size());
-  std::vector<int> lengths(rank == 0 ? static_cast<std::size_t>(size) : 0);
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Igather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, comm, &request), "MPI_Igather");
-  wait_politely(request);
-
-  std::vector<int> offsets(lengths.size());
-  std::string joined;
-  for (std::size_t i = 0; i < lengths.size(); ++i) {
-    offsets[i] = static_cast<int>(joined.size());
-    joined.resize(joined.size() + static_cast<std::size_t>(lengths[i]));
-  }
-  check(MPI_Igatherv(text.data(), length, MPI_CHAR, joined.data(), lengths.data(), offsets.data(), MPI_CHAR,
-                     0, comm, &request),
-        "MPI_Igatherv");
-  wait_politely(request);
-
-  std::vector<std::string> texts;
-  for (std::size_t i = 0; i < lengths.size(); ++i) {
-    texts.push_back(joined.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
-  }
-  return texts;
-}
-
-}  // namespace mpi_detail
-
-namespace {
-
-using namespace mpi_detail;
+using mpi_transport::barrier_politely;
+using mpi_transport::broadcast_text;
+using mpi_transport::broadcast_value;
+using mpi_transport::check;
+using mpi_transport::gather_text;
+using mpi_transport::owned_comm;
+using mpi_transport::steady;
+using mpi_transport::transfer_spin;
 
 /// A measured round trip: its message size, unmeasured warm-ups, and how many are timed at most
 /// and at least; past `budget` a phase stops at its least count, so a busy machine ends it early.
@@ -117,66 +44,10 @@ struct round_trip_phase {
 };
 constexpr round_trip_phase small_phase{8, 2, 20, 5, std::chrono::microseconds{2000}};
 constexpr round_trip_phase large_phase{256 * 1024, 1, 4, 1, std::chrono::microseconds{2000}};
-/// Largest piece of a broadcast, below the int counts of MPI.
-constexpr std::size_t max_piece_bytes = std::size_t{1} << 30;
 
 double seconds_since(steady::time_point start) {
   return std::chrono::duration<double>(steady::now() - start).count();
 }
-
-bool mpi_finalized() {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  return finalized != 0;
-}
-
-void barrier_politely(MPI_Comm comm) {
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier");
-  wait_politely(request);
-}
-
-/// Sends rank 0's `text` to every rank of `comm` and returns it.
-std::string broadcast_text(const std::string& text, MPI_Comm comm, bool is_root) {
-  std::uint64_t length = is_root ? text.size() : 0;
-  std::vector<MPI_Request> requests(1, MPI_REQUEST_NULL);
-  check(MPI_Ibcast(&length, 1, MPI_UINT64_T, 0, comm, requests.data()), "MPI_Ibcast");
-  if (!is_root) {
-    // The payload's buffer needs its size; the root sends both at once. This wait may be long.
-    wait_politely(requests);
-    requests.clear();
-  }
-  std::string result = is_root ? text : std::string(static_cast<std::size_t>(length), '\0');
-  for (std::size_t offset = 0; offset < result.size(); offset += max_piece_bytes) {
-    const auto piece = static_cast<int>(std::min(max_piece_bytes, result.size() - offset));
-    requests.push_back(MPI_REQUEST_NULL);
-    check(MPI_Ibcast(result.data() + offset, piece, MPI_CHAR, 0, comm, &requests.back()), "MPI_Ibcast");
-  }
-  // Each piece moves only while its ranks test: a sleeping rank would stall the pipeline.
-  wait_politely(requests, transfer_spin);
-  return result;
-}
-
-/// A communicator this file created, freed when it goes out of scope.
-class owned_comm {
- public:
-  owned_comm() = default;
-  ~owned_comm() {
-    if (comm_ != MPI_COMM_NULL && !mpi_finalized()) {
-      MPI_Comm_free(&comm_);
-    }
-  }
-  owned_comm(const owned_comm&) = delete;
-  owned_comm& operator=(const owned_comm&) = delete;
-
-  /// Returns the communicator (MPI_COMM_NULL when this rank is not in it).
-  [[nodiscard]] MPI_Comm get() const noexcept { return comm_; }
-  /// Returns the address MPI writes a new communicator to.
-  MPI_Comm* out() noexcept { return &comm_; }
-
- private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-};
 
 /// Calls `visit(name, field)` for every field of `facts`, so writing and reading list them once.
 template <class Facts, class Visit>
@@ -250,9 +121,7 @@ cluster_layout discover_layout(MPI_Comm comm, int rank, int size) {
   check(MPI_Comm_rank(node_comm.get(), &node_rank), "MPI_Comm_rank");
   // Keyed by world rank, so a node's leader (node rank 0) is its lowest world rank and the root leads node 0.
   int leader = rank;
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Ibcast(&leader, 1, MPI_INT, 0, node_comm.get(), &request), "MPI_Ibcast");
-  wait_politely(request);
+  broadcast_value(leader, node_comm.get());
 
   nlohmann::json mine{{"leader", leader}};
   if (node_rank == 0) {
@@ -280,7 +149,7 @@ cluster_layout discover_layout(MPI_Comm comm, int rank, int size) {
     }
     text = layout_to_text(layout);
   }
-  text = broadcast_text(text, comm, rank == 0);
+  text = broadcast_text(text, comm);
   return rank == 0 ? layout : layout_from_text(text);
 }
 
@@ -302,23 +171,15 @@ link_partners find_partners(const cluster_layout& layout) {
   return partners;
 }
 
-/// Sends the first `bytes` bytes of `buffer` to `peer`, waiting as wait_politely does.
-void send_to(MPI_Comm comm, int peer, std::vector<char>& buffer, int bytes, std::chrono::microseconds spin_for) {
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Isend(buffer.data(), bytes, MPI_BYTE, peer, tag::link, comm, &request), "MPI_Isend");
-  wait_politely(request, spin_for);
+/// Sends the first `bytes` bytes of `buffer` to `peer` as a link message.
+void send_to(MPI_Comm comm, int peer, std::vector<char>& buffer, int bytes) {
+  mpi_transport::send_politely(comm, peer, mpi_transport::tag::link,
+                               std::span<const char>(buffer.data(), static_cast<std::size_t>(bytes)), transfer_spin);
 }
 
-/// Receives a message from `peer` into `buffer` and returns its size in bytes.
-int receive_from(MPI_Comm comm, int peer, std::vector<char>& buffer, std::chrono::microseconds spin_for) {
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_BYTE, peer, tag::link, comm, &request),
-        "MPI_Irecv");
-  MPI_Status status;
-  wait_politely(request, spin_for, &status);
-  int bytes = 0;
-  check(MPI_Get_count(&status, MPI_BYTE, &bytes), "MPI_Get_count");
-  return bytes;
+/// Receives a link message from `peer` into `buffer` and returns its size in bytes.
+int receive_from(MPI_Comm comm, int peer, std::vector<char>& buffer) {
+  return mpi_transport::receive_politely(comm, peer, mpi_transport::tag::link, buffer, transfer_spin);
 }
 
 /// Returns the sorted round-trip times of `phase` with `partner`.
@@ -328,8 +189,8 @@ std::vector<double> time_round_trips(MPI_Comm comm, int partner, std::vector<cha
   std::vector<double> times;
   for (int i = 0; i < phase.warmups + phase.most; ++i) {
     const steady::time_point start = steady::now();
-    send_to(comm, partner, buffer, phase.bytes, transfer_spin);
-    receive_from(comm, partner, buffer, transfer_spin);
+    send_to(comm, partner, buffer, phase.bytes);
+    receive_from(comm, partner, buffer);
     if (i >= phase.warmups) {
       times.push_back(seconds_since(start));
       if (static_cast<int>(times.size()) >= phase.least && steady::now() > deadline) {
@@ -349,7 +210,7 @@ link_cost measure_link(MPI_Comm comm, int partner, std::vector<char>& buffer) {
   const std::vector<double> small = time_round_trips(comm, partner, buffer, small_phase);
   link.latency_seconds = small[small.size() / 2] / 2.0;
   const double large_one_way = time_round_trips(comm, partner, buffer, large_phase).front() / 2.0;
-  send_to(comm, partner, buffer, 0, transfer_spin);
+  send_to(comm, partner, buffer, 0);
   // A large message faster than the latency estimate (noise) is charged in full.
   const double transfer = large_one_way > link.latency_seconds ? large_one_way - link.latency_seconds
                                                                : large_one_way;
@@ -360,11 +221,11 @@ link_cost measure_link(MPI_Comm comm, int partner, std::vector<char>& buffer) {
 /// Sends every message of measure_link back to the root, until an empty one.
 void echo_link(MPI_Comm comm, std::vector<char>& buffer) {
   for (;;) {
-    const int bytes = receive_from(comm, 0, buffer, transfer_spin);
+    const int bytes = receive_from(comm, 0, buffer);
     if (bytes == 0) {
       return;
     }
-    send_to(comm, 0, buffer, bytes, transfer_spin);
+    send_to(comm, 0, buffer, bytes);
   }
 }
 
@@ -389,11 +250,7 @@ mpi_links measure_links(MPI_Comm comm, int rank, const cluster_layout& layout) {
   }
   links.measure_seconds = seconds_since(start);
 
-  // Every rank runs the same program, so the root's bytes of this plain struct mean the same everywhere.
-  static_assert(std::is_trivially_copyable_v<mpi_links>);
-  MPI_Request request = MPI_REQUEST_NULL;
-  check(MPI_Ibcast(&links, static_cast<int>(sizeof links), MPI_BYTE, 0, comm, &request), "MPI_Ibcast");
-  wait_politely(request);
+  broadcast_value(links, comm);
   return links;
 }
 
@@ -406,20 +263,21 @@ struct session::impl {
   int rank_ = 0;
   int size_ = 1;
   /// A private copy of MPI_COMM_WORLD, so the session's messages never meet the user's.
-  owned_comm comm_;
+  std::optional<mpi_transport::session_comm> comm_;
   std::optional<cluster_layout> layout_;
   /// The links as first measured, and the copy later calls return (measure_seconds 0).
   std::optional<mpi_links> links_;
   std::optional<mpi_links> cached_links_;
 
-  void start() {
+  /// Initialises MPI under a launcher (or adopts the user's) and makes the session's communicator.
+  void start(const session& self) {
     int initialized = 0;
     check(MPI_Initialized(&initialized), "MPI_Initialized");
     // Without a launcher MPI stays down, so a local pool may fork; MPI the user started is used as is.
     if (initialized == 0 && !launched_by_mpi(environment_variable)) {
       return;
     }
-    if (mpi_finalized()) {
+    if (mpi_transport::mpi_finalized()) {
       throw error(exit_code::mpi_failure,
                   "MPI was already finalized: create the amorsize session before MPI_Finalize");
     }
@@ -439,17 +297,14 @@ struct session::impl {
     mpi_ = true;
     check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
-    MPI_Request request = MPI_REQUEST_NULL;
-    check(MPI_Comm_idup(MPI_COMM_WORLD, comm_.out(), &request), "MPI_Comm_idup");
-    wait_politely(request);
-    live_comm = comm_.get();
+    comm_.emplace(self);
   }
 };
 
 session::session() : impl_(std::make_unique<impl>()) {
   session_detail::claim(*this);
   try {
-    impl_->start();
+    impl_->start(*this);
   } catch (...) {
     session_detail::release(*this);
     throw;
@@ -457,7 +312,6 @@ session::session() : impl_(std::make_unique<impl>()) {
 }
 
 session::~session() {
-  live_comm = MPI_COMM_NULL;
   impl_.reset();
   session_detail::release(*this);
 }
@@ -472,7 +326,7 @@ int session::size() const noexcept { return impl_->size_; }
 
 const cluster_layout& session::layout() {
   if (!impl_->layout_) {
-    impl_->layout_ = impl_->mpi_ ? discover_layout(impl_->comm_.get(), impl_->rank_, impl_->size_)
+    impl_->layout_ = impl_->mpi_ ? discover_layout(impl_->comm_->get(), impl_->rank_, impl_->size_)
                                  : session_detail::single_process_layout();
   }
   return *impl_->layout_;
@@ -482,19 +336,19 @@ const mpi_links& session::links() {
   if (impl_->cached_links_) {
     return *impl_->cached_links_;
   }
-  impl_->links_ = impl_->mpi_ ? measure_links(impl_->comm_.get(), impl_->rank_, layout()) : mpi_links{};
+  impl_->links_ = impl_->mpi_ ? measure_links(impl_->comm_->get(), impl_->rank_, layout()) : mpi_links{};
   impl_->cached_links_ = impl_->links_;
   impl_->cached_links_->measure_seconds = 0.0;
   return *impl_->links_;
 }
 
 std::string session::broadcast(const std::string& text) {
-  return impl_->mpi_ ? broadcast_text(text, impl_->comm_.get(), is_root()) : text;
+  return impl_->mpi_ ? broadcast_text(text, impl_->comm_->get()) : text;
 }
 
 void session::barrier() {
   if (impl_->mpi_) {
-    barrier_politely(impl_->comm_.get());
+    barrier_politely(impl_->comm_->get());
   }
 }
 

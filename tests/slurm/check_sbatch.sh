@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Submits slurm/run.sbatch and slurm/plan.sbatch with -N 3 -n 6 to a private simulated 3-node Slurm cluster and checks the job, its records, report and plan.
-#   check_sbatch.sh BUILD_DIR    (BUILD_DIR holds amorsize-run; exits 77, skipped, without root or Slurm)
+# Submits slurm/run.sbatch and slurm/plan.sbatch with -N 3 -n 6 to a private simulated 3-node Slurm cluster and checks the job, its records, report and plan;
+# with EXAMPLE, submits docs/examples/record_digests.sbatch the same way with that program and checks its output.
+#   check_sbatch.sh BUILD_DIR [EXAMPLE]    (BUILD_DIR holds amorsize-run; EXAMPLE is the built record_digests;
+#                                           exits 77, skipped, without root or Slurm)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,9 +20,14 @@ skip() {
   exit 77
 }
 
-(($# == 1)) || { echo "usage: check_sbatch.sh BUILD_DIR" >&2; exit 2; }
+(($# == 1 || $# == 2)) || { echo "usage: check_sbatch.sh BUILD_DIR [EXAMPLE]" >&2; exit 2; }
 run=$(readlink -f "$1")/amorsize-run
 [[ -x $run ]] || fail "no executable $run (build the amorsize-run target)"
+example=
+if (($# == 2)); then
+  example=$(readlink -f "$2")
+  [[ -x $example ]] || fail "no executable $example (the CTest example_build builds it)"
+fi
 [[ $(id -u) -eq 0 ]] || skip "the simulated cluster needs root"
 for tool in slurmctld slurmd sbatch squeue scontrol srun munged unshare; do
   command -v "$tool" >/dev/null || skip "$tool not found (scripts/setup.sh installs slurm-wlm and munge)"
@@ -81,9 +88,10 @@ submit() {
   echo "${id%%;*}"
 }
 
-# Waits (polling squeue every 0.2 s) until job $1 leaves the queue, then checks that it COMPLETED with exit 0.
+# Waits (polling squeue every 0.2 s) until job $1 leaves the queue, then checks that it COMPLETED with exit 0
+# and that a line of its output ends with $3 (default 'amorsize-run exited 0'; '' checks nothing).
 wait_job() {
-  local id=$1 out=$2 start=$SECONDS info state code
+  local id=$1 out=$2 exited=${3-amorsize-run exited 0} start=$SECONDS info state code
   while [[ -n $(squeue -h -j "$id" -o %T 2>/dev/null) ]]; do
     ((SECONDS - start < job_timeout)) || {
       scancel "$id" 2>/dev/null || true
@@ -100,7 +108,9 @@ wait_job() {
     [[ $state == COMPLETED && $code == 0:0 ]] || fail "job $id ended $state with exit code $code: $(tail -20 "$out")"
   fi
   # The batch script's own record of the exit code (all there is once scontrol has forgotten the job).
-  grep -q 'amorsize-run exited 0$' "$out" || fail "job $id: amorsize-run did not exit 0: $(tail -20 "$out")"
+  if [[ -n $exited ]]; then
+    grep -q -- "$exited\$" "$out" || fail "job $id: no line '$exited' in its output: $(tail -20 "$out")"
+  fi
   echo "check_sbatch: job $id ${state:-done} (exit ${code:-0}) after $((SECONDS - start))s"
 }
 
@@ -134,4 +144,27 @@ workers=$(grep -o '"workers": *[0-9]*' "$report" | head -1 | grep -o '[0-9]*$' |
 ((workers > 2)) || fail "report has $workers workers, expected more than 2"
 plan_nodes=$(grep -o '"nodes": *[0-9]*' "$report" | head -1 | grep -o '[0-9]*$' || true)
 [[ $plan_nodes == "$nodes" ]] || fail "the plan's profile has nodes=${plan_nodes:-none}, expected $nodes"
-echo "check_sbatch: PASS ($items records, backend mpi, $workers workers, $plan_nodes nodes)"
+echo "check_sbatch: run.sbatch passed ($items records, backend mpi, $workers workers, $plan_nodes nodes)"
+
+# The README's example: its own sbatch script (srun --mpi=pmix ./record_digests) submitted from the folder
+# that holds the program; the root writes every record once and prints the plan once, every rank ends.
+if [[ -n $example ]]; then
+  cp "$example" "$jobdir/record_digests"
+  # The script leaves Open MPI's settings to the submitter: as root it must allow root; ob1 starts fast here.
+  id=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml=ob1 \
+    submit "$src/docs/examples/record_digests.sbatch" 200 digests.tsv)
+  out=$jobdir/record-digests-$id.out
+  wait_job "$id" "$out" ""
+  digests=$jobdir/digests.tsv
+  [[ -s $digests ]] || fail "job $id wrote no $digests: $(tail -20 "$out")"
+  lines=$(grep -c '' "$digests")
+  distinct=$(cut -f1 "$digests" | sort -n | uniq | grep -c '')
+  ((lines == 200 && distinct == 200)) || fail "$digests has $lines lines, $distinct distinct indices, expected 200"
+  plans=$(grep -c '^Machine: 3 nodes, 6 ranks' "$out" || true)
+  ((plans == 1)) || fail "job $id: $plans plans seeing 3 nodes and 6 ranks, expected 1: $(cat "$out")"
+  grep -qx '200 records, 2 failed, in digests.tsv' "$out" || fail "job $id: no summary line: $(tail -20 "$out")"
+  done_lines=$(grep -c '^rank [0-5] of 6 done$' "$out" || true)
+  ((done_lines == tasks)) || fail "job $id: $done_lines ranks reached the end, expected $tasks: $(tail -20 "$out")"
+  echo "check_sbatch: record_digests.sbatch passed (200 records, one plan on 3 nodes, $done_lines ranks done)"
+fi
+echo "check_sbatch: PASS"

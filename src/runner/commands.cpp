@@ -82,8 +82,20 @@ int run_command(const synthetic_cli& job_cli, const planner_cli& planner, const 
   options.backend = backend;
   const error_policy policy = run.policy();
   session& s = session::current();
-  auto output_file = s.is_root() ? open_output(run.output, "--output") : nullptr;
-  auto report_file = s.is_root() ? open_output(run.report, "--report") : nullptr;
+  // Only the root writes: a file it cannot open ends every rank with its error, never a hang.
+  std::unique_ptr<std::ofstream> output_file;
+  std::unique_ptr<std::ofstream> report_file;
+  std::string failure;
+  if (s.is_root()) {
+    try {
+      output_file = open_output(run.output, "--output");
+      report_file = open_output(run.report, "--report");
+    } catch (const input_error& e) {
+      failure = e.what();
+    }
+  }
+  if (s.mpi()) failure = s.broadcast(failure);
+  if (!failure.empty()) throw input_error(failure);
   std::ostream& out = output_file ? *output_file : std::cout;
 
   const double start = monotonic_seconds();

@@ -40,6 +40,39 @@ source<int> numbers(int count) {
   return make_source(std::move(items));
 }
 
+/// Two spinning processes per core beside the test, until stop() or the end of the scope.
+class busy_machine {
+ public:
+  busy_machine() {
+    for (std::size_t i = 0; i < count_; ++i) {
+      const pid_t pid = fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        std::atomic<std::uint64_t> spins{0};
+        for (;;) spins.fetch_add(1, std::memory_order_relaxed);
+      }
+      children_.push_back(pid);
+    }
+  }
+  busy_machine(const busy_machine&) = delete;
+  busy_machine& operator=(const busy_machine&) = delete;
+  ~busy_machine() { stop(); }
+  /// Kills and reaps the spinning processes.
+  void stop() {
+    for (const pid_t pid : children_) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    children_.clear();
+  }
+  /// Returns how many spinning processes were started.
+  [[nodiscard]] std::size_t hogs() const { return count_; }
+
+ private:
+  std::size_t count_ = 2 * std::max(1U, std::thread::hardware_concurrency());
+  std::vector<pid_t> children_;
+};
+
 }  // namespace
 
 TEST_CASE("run_sample measures a function that sleeps about 50 ms", "[sample]") {
@@ -151,17 +184,7 @@ TEST_CASE("run_sample sees a function that computes on two threads", "[sample]")
 // call is not mistaken for one that runs threads inside.
 TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[sample]") {
   const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
-  const unsigned hogs = 2 * std::max(1U, std::thread::hardware_concurrency());
-  std::vector<pid_t> children;
-  for (unsigned i = 0; i < hogs; ++i) {
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      std::atomic<std::uint64_t> spins{0};
-      for (;;) spins.fetch_add(1, std::memory_order_relaxed);
-    }
-    children.push_back(pid);
-  }
+  busy_machine busy;
   auto spin_one_ms = [](const int& x) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
     std::uint64_t spins = 0;
@@ -170,11 +193,8 @@ TEST_CASE("run_sample on a busy machine still sees a one-threaded function", "[s
   };
   auto src = numbers(20);
   const sample_stats s = detail::sample(spin_one_ms, src, 20, in_child).stats;
-  for (const pid_t pid : children) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  INFO("CPU / wall " << s.cpu_per_wall << " with " << hogs << " spinning processes beside it");
+  busy.stop();
+  INFO("CPU / wall " << s.cpu_per_wall << " with " << busy.hogs() << " spinning processes beside it");
   CHECK(s.cpu_per_wall < 1.2);
   CHECK(s.cpu_per_wall > 0.9);  // it never blocks: it wanted a core the whole time
   CHECK(s.threads_inside == 1);
@@ -474,17 +494,7 @@ TEST_CASE("sampling counts the CPU and memory of the child processes a call wait
 // and joined inside the call are seen while they run, whatever the clocks say.
 TEST_CASE("sampling sees the threads of a call on a busy machine", "[sample]") {
   const bool in_child = GENERATE(false, true);
-  const unsigned hogs = 2 * std::max(1U, std::thread::hardware_concurrency());
-  std::vector<pid_t> children;
-  for (unsigned i = 0; i < hogs; ++i) {
-    const pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      std::atomic<std::uint64_t> spins{0};
-      for (;;) spins.fetch_add(1, std::memory_order_relaxed);
-    }
-    children.push_back(pid);
-  }
+  busy_machine busy;
   auto spin_two_threads = [](const int& x) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
     std::atomic<std::uint64_t> spins{0};
@@ -498,11 +508,8 @@ TEST_CASE("sampling sees the threads of a call on a busy machine", "[sample]") {
   };
   auto src = numbers(4);
   const sample_stats s = detail::sample(spin_two_threads, src, 4, in_child).stats;
-  for (const pid_t pid : children) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  INFO("CPU / wall " << s.cpu_per_wall << ", threads " << s.threads_inside << " with " << hogs << " hogs");
+  busy.stop();
+  INFO("CPU / wall " << s.cpu_per_wall << ", threads " << s.threads_inside << " with " << busy.hogs() << " hogs");
   CHECK(s.threads_inside >= 2);
   CHECK(s.cpu_per_wall > 1.2);  // both threads wanted a core the whole time
   CHECK(s.cpu_per_wall < 2.5);

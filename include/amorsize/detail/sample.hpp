@@ -149,6 +149,17 @@ void measure_serialization(sample_outcome<T, R>& out, double result_seconds, dou
   out.stats.serialize_seconds = item_seconds + result_seconds;
 }
 
+/// Summarises the sampled calls into `out`; `result_seconds` and `kept_bytes` are the serialization
+/// time and size of the results, summed over the successful calls.
+template <class T, class R>
+void finish_sample(sample_outcome<T, R>& out, sample_accumulator& sampled, double result_seconds, double kept_bytes) {
+  const bool cut = out.stats.cut_for_memory;
+  out.stats = sampled.finish(out.items.size());
+  out.stats.cut_for_memory = cut;
+  const auto timed = static_cast<double>(out.stats.count);
+  measure_serialization(out, result_seconds / timed, kept_bytes / timed);
+}
+
 /// Runs `fn` on the first `count` items of `src` one by one in this process and measures each call.
 ///
 /// Throws empty_source_error when the source has no item, sample_error when every call threw and
@@ -188,11 +199,7 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
       break;
     }
   }
-  const bool cut = out.stats.cut_for_memory;
-  out.stats = sampled.finish(out.items.size());
-  out.stats.cut_for_memory = cut;
-  const auto timed = static_cast<double>(out.stats.count);
-  measure_serialization(out, result_seconds / timed, kept_bytes / timed);
+  finish_sample(out, sampled, result_seconds, kept_bytes);
   return out;
 }
 
@@ -276,11 +283,7 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
     }
   }
   sampler->stop();
-  const bool cut = out.stats.cut_for_memory;
-  out.stats = sampled.finish(out.items.size());
-  out.stats.cut_for_memory = cut;
-  const auto timed = static_cast<double>(out.stats.count);
-  measure_serialization(out, result_seconds / timed, kept_bytes / timed);
+  finish_sample(out, sampled, result_seconds, kept_bytes);
   return out;
 }
 

@@ -89,7 +89,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       // Forking a process that runs other threads can deadlock the child (a lock held at the fork
       // stays locked): such a program samples in its own process and runs on threads.
       const int threads = process_threads();
-      const bool fork_safe = !s.mpi() && threads == 1;
+      const bool fork_safe = !s.mpi() && engine::fork_is_safe();
       in.work = sample_on_root(fork_safe);
       const double model_start = monotonic_seconds();
       std::vector<plan_warning> notes;

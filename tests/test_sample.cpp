@@ -563,6 +563,12 @@ TEST_CASE("sampling huge results stops early and keeps the root near one result'
   CHECK(out.stats.count == 2);  // 80 MiB kept passes the 64 MiB budget
   CHECK(out.items.size() == 2);
   CHECK(out.stats.result_bytes >= static_cast<double>(size));
-  // Two kept results, and at most two more in flight (the bytes and the copy being read or measured).
-  CHECK(growth < 5 * size);
+  // Two kept results, and at most two more in flight (the bytes and the copy being read or measured);
+  // ThreadSanitizer's shadow memory adds about four times what the program touches.
+#if defined(__SANITIZE_THREAD__)
+  constexpr std::size_t shadow_factor = 5;
+#else
+  constexpr std::size_t shadow_factor = 1;
+#endif
+  CHECK(growth < 5 * size * shadow_factor);
 }

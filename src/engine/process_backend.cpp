@@ -304,7 +304,15 @@ class process_backend final : public backend {
 
 }  // namespace
 
-bool fork_is_safe() { return process_threads() == 1; }
+bool fork_is_safe() {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer keeps a thread of its own once any thread has started, and forks safely past it.
+  constexpr int runtime_threads = 1;
+#else
+  constexpr int runtime_threads = 0;
+#endif
+  return process_threads() <= 1 + runtime_threads;
+}
 
 std::unique_ptr<backend> make_process_backend(int workers, chunk_task task) {
   return std::make_unique<process_backend>(workers, std::move(task));

@@ -27,7 +27,7 @@ std::string braced(const std::vector<int>& counts) {
 
 /// The workers on each node of `layout` that `asked` gives: one count per node, one count for
 /// every node, or none for every rank but the root. The root's rank never works.
-std::vector<int> ranks_per_node(const cluster_layout& layout, const std::vector<int>& asked) {
+std::vector<int> workers_on_each_node(const cluster_layout& layout, const std::vector<int>& asked) {
   std::vector<int> per_node(layout.nodes.size());
   for (std::size_t n = 0; n < per_node.size(); ++n) {
     const int ranks = layout.ranks_per_node[n] - (n == 0 ? 1 : 0);
@@ -103,7 +103,7 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
     return run;
   }
   if (run.backend == backend_kind::mpi) {
-    const std::vector<int> ranks = engine::pick_worker_ranks(s.layout(), ranks_per_node(s.layout(), options.workers_per_node));
+    const std::vector<int> ranks = engine::pick_worker_ranks(s.layout(), workers_on_each_node(s.layout(), options.workers_per_node));
     if (!s.is_root()) {
       engine::serve_chunks(s, task);
       run.hands_records = false;

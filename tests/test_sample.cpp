@@ -40,6 +40,19 @@ source<int> numbers(int count) {
   return make_source(std::move(items));
 }
 
+/// Spins on the calling thread and one more for `duration` of wall time; returns 0 or 1 from the spin count.
+int spin_on_two_threads(std::chrono::milliseconds duration) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  std::atomic<std::uint64_t> spins{0};
+  auto spin = [&] {
+    while (std::chrono::steady_clock::now() < until) spins.fetch_add(1, std::memory_order_relaxed);
+  };
+  std::thread helper(spin);
+  spin();
+  helper.join();
+  return static_cast<int>(spins.load() % 2);
+}
+
 /// Two spinning processes per core beside the test, until stop() or the end of the scope.
 class busy_machine {
  public:
@@ -140,17 +153,7 @@ TEST_CASE("run_sample stops at the end of a short source", "[sample]") {
 // and when all fail the same spin is timed without amorsize to tell a busy machine from a bug.
 TEST_CASE("run_sample sees a function that computes on two threads", "[sample]") {
   const bool in_child = GENERATE(false, true);  // in this process, and in a forked sampler
-  auto spin_two_threads = [](const int& x) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-    std::atomic<std::uint64_t> spins{0};
-    auto spin = [&] {
-      while (std::chrono::steady_clock::now() < until) spins.fetch_add(1, std::memory_order_relaxed);
-    };
-    std::thread helper(spin);
-    spin();
-    helper.join();
-    return x + static_cast<int>(spins.load() % 2);
-  };
+  auto spin_two_threads = [](const int& x) { return x + spin_on_two_threads(std::chrono::milliseconds(20)); };
   // The same spin timed directly, just before and after each sample: whether two cores were free then.
   const auto direct_ratio = [&spin_two_threads] {
     const double cpu_start = process_cpu_seconds();
@@ -495,17 +498,7 @@ TEST_CASE("sampling counts the CPU and memory of the child processes a call wait
 TEST_CASE("sampling sees the threads of a call on a busy machine", "[sample]") {
   const bool in_child = GENERATE(false, true);
   busy_machine busy;
-  auto spin_two_threads = [](const int& x) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
-    std::atomic<std::uint64_t> spins{0};
-    auto spin = [&] {
-      while (std::chrono::steady_clock::now() < until) spins.fetch_add(1, std::memory_order_relaxed);
-    };
-    std::thread helper(spin);
-    spin();
-    helper.join();
-    return x + static_cast<int>(spins.load() % 2);
-  };
+  auto spin_two_threads = [](const int& x) { return x + spin_on_two_threads(std::chrono::milliseconds(50)); };
   auto src = numbers(4);
   const sample_stats s = detail::sample(spin_two_threads, src, 4, in_child).stats;
   busy.stop();

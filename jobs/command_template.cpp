@@ -165,4 +165,15 @@ std::string expand_for_shell(std::string_view text, const task_fields& task) {
   return out;
 }
 
+std::string command_line_text(const std::vector<std::string>& arguments) {
+  std::string text;
+  for (const std::string& argument : arguments) {
+    if (!text.empty()) text += ' ';
+    const bool plain = !argument.empty() && argument.find_first_not_of(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,+-@%") == std::string::npos;
+    text += plain ? argument : shell_quoted(argument);
+  }
+  return text;
+}
+
 }  // namespace amorsize::jobs

@@ -57,6 +57,10 @@ std::vector<std::string> expand_arguments(const command_template& command, const
 /// is none), so a substituted line is never interpreted by the shell. Throws like parse_command_template.
 std::string expand_for_shell(std::string_view text, const task_fields& task);
 
+/// Returns `arguments` as one line a POSIX shell reads back as the same arguments (each quoted
+/// only when it needs it): how records show a command that ran without a shell.
+std::string command_line_text(const std::vector<std::string>& arguments);
+
 /// Returns the value `kind` takes for `task`.
 std::string substitute(placeholder kind, const task_fields& task);
 

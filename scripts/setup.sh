@@ -7,6 +7,7 @@ packages=(
   openmpi-bin libopenmpi-dev libboost-mpi-dev libboost-serialization-dev
   catch2 libhwloc-dev nlohmann-json3-dev libcli11-dev
   slurm-wlm munge shellcheck procps
+  parallel  # the task-farm benchmark compares with GNU parallel
 )
 
 missing=()

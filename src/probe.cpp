@@ -265,6 +265,11 @@ std::string host_name() {
 
 }  // namespace
 
+std::string node_name() {
+  if (const auto slurm_node = environment_variable("SLURMD_NODENAME"); slurm_node && !slurm_node->empty()) return *slurm_node;
+  return host_name();
+}
+
 std::optional<std::string> environment_variable(std::string_view name) {
   const char* const value = std::getenv(std::string(name).c_str());
   return value == nullptr ? std::nullopt : std::optional<std::string>(value);

@@ -51,6 +51,10 @@ using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
 /// Looks a variable up in this process's environment; nullopt when unset.
 std::optional<std::string> environment_variable(std::string_view name);
 
+/// Returns the name of this node as records and traces show it: $SLURMD_NODENAME inside a Slurm
+/// job step (simulated nodes share one hostname), else the hostname.
+std::string node_name();
+
 /// Reads a whole file by path; returns nullopt when it is absent or unreadable.
 using file_reader = std::function<std::optional<std::string>(const std::string& path)>;
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Submits slurm/run.sbatch and slurm/plan.sbatch with -N 3 -n 6 to a private simulated 3-node Slurm cluster and checks the job, its records, report and plan;
+# Submits slurm/run.sbatch (the synthetic job, then a shell task list) and slurm/plan.sbatch with -N 3 -n 6 to a
+# private simulated 3-node Slurm cluster and checks the jobs, their records, report and plan;
 # with EXAMPLE, submits docs/examples/record_digests.sbatch the same way with that program and checks its output.
 #   check_sbatch.sh BUILD_DIR [EXAMPLE]    (BUILD_DIR holds amorsize-run; EXAMPLE is the built record_digests;
 #                                           exits 77, skipped, without root or Slurm)
@@ -145,6 +146,24 @@ workers=$(grep -o '"workers": *[0-9]*' "$report" | head -1 | grep -o '[0-9]*$' |
 plan_nodes=$(grep -o '"nodes": *[0-9]*' "$report" | head -1 | grep -o '[0-9]*$' || true)
 [[ $plan_nodes == "$nodes" ]] || fail "the plan's profile has nodes=${plan_nodes:-none}, expected $nodes"
 echo "check_sbatch: run.sbatch passed ($items records, backend mpi, $workers workers, $plan_nodes nodes)"
+
+# The task farm: a shell task list over the 3 nodes; every task once, and the records' hosts name every node.
+shell_tasks=90
+seq -f 'task-%g' 1 "$shell_tasks" >"$jobdir/tasks.txt"
+id=$(submit "$src/slurm/run.sbatch" shell --input tasks.txt --command "sh -c 'sleep 0.1; echo {}'")
+out=$jobdir/amorsize-$id.out
+records=$jobdir/amorsize-$id.jsonl
+wait_job "$id" "$out"
+[[ -s $records ]] || fail "shell job $id wrote no records ($records): $(tail -20 "$out")"
+lines=$(grep -c '' "$records")
+((lines == shell_tasks)) || fail "$records has $lines lines, expected $shell_tasks"
+for ((t = 1; t <= shell_tasks; t++)); do
+  (($(grep -cF "\"stdout\":\"task-$t\\n\"" "$records") == 1)) || fail "task-$t is not in $records exactly once"
+done
+! grep -q '"error"' "$records" || fail "$records has error records: $(grep -m1 '"error"' "$records")"
+hosts=$(grep -o '"host":"[^"]*"' "$records" | sort -u | tr '\n' ' ')
+(($(wc -w <<<"$hosts") == nodes)) || fail "the shell tasks ran on $hosts, expected $nodes nodes"
+echo "check_sbatch: run.sbatch shell passed ($shell_tasks tasks once each on $hosts)"
 
 # The README's example: its own sbatch script (srun --mpi=pmix ./record_digests) submitted from the folder
 # that holds the program; the root writes every record once and prints the plan once, every rank ends.

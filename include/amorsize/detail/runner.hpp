@@ -1,0 +1,194 @@
+#pragma once
+/// The typed half of the runner: plan and run any job; everything that does not depend on the
+/// job's types (options, output, progress, trace, summary) is in src/runner.
+
+#include <amorsize/runner.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace amorsize::runner::detail {
+
+/// The planner's options exactly as typed (shared by `plan JOB` and `run JOB`).
+struct planner_cli {
+  std::size_t sample_size = 5;
+  double target_chunk_duration = 0.2;
+  bool ordered = false;
+  bool unordered = false;
+  std::optional<std::size_t> buffer_size;
+  std::optional<int> workers_per_node;
+  std::optional<std::size_t> chunksize;
+  double memory_fraction = 0.5;
+  double min_speedup = 1.2;
+  std::string mode = "stream";
+  bool no_spawn_benchmark = false;
+  bool no_chunking_benchmark = false;
+  bool verbose = false;
+  bool json = false;
+
+  /// Converts to planner options; throws input_error naming the option that is out of range.
+  [[nodiscard]] optimize_options options() const;
+};
+
+/// The run command's own options exactly as typed.
+struct run_cli {
+  std::string output;                  ///< Empty: stdout.
+  std::string report;                  ///< Empty: no report.
+  std::string backend;                 ///< Empty: the plan's.
+  std::string on_error = "keep-going"; ///< keep-going or stop.
+  std::string trace;                   ///< Empty: no trace.
+  std::optional<bool> progress;        ///< --progress / --no-progress; unset: when stderr is a terminal.
+  std::optional<double> progress_interval; ///< Off a terminal: a plain progress line this often.
+  bool quiet = false;                  ///< No summary at the end.
+};
+
+/// Adds the planner's options to a job's subcommand; `for_plan` adds --mode and --json.
+void add_planner_options(CLI::App& command, planner_cli& planner, bool for_plan);
+/// Adds the run command's own options to a job's subcommand.
+void add_run_options(CLI::App& command, run_cli& run);
+
+/// One job's `plan` and `run`, whatever its types.
+class job_command {
+ public:
+  virtual ~job_command() = default;
+  /// Binds the job's own options to `command`.
+  virtual void add_options(CLI::App& command) = 0;
+  /// Plans the job and prints the plan on the root; returns the exit code.
+  virtual int plan(const planner_cli& planner) = 0;
+  /// Plans and runs the job, writing its records; returns the exit code.
+  virtual int run(const planner_cli& planner, const run_cli& run) = 0;
+};
+
+/// Everything about one run that does not depend on the job's types: checks, output, records,
+/// progress, trace, report and summary. Only the root writes; a root-side failure to start ends
+/// every rank with the root's error.
+class run_reporter {
+ public:
+  /// Opens the outputs and runs `root_check` on the root (both before anything else), then
+  /// shares any failure with every rank; `noun` names the items in messages ("tasks").
+  run_reporter(const planner_cli& planner, const run_cli& run, std::string noun, const std::function<void()>& root_check);
+  ~run_reporter();
+  run_reporter(const run_reporter&) = delete;
+  run_reporter& operator=(const run_reporter&) = delete;
+
+  /// The planner's options, with the backend asked for on the command line.
+  [[nodiscard]] optimize_options planning_options() const;
+  /// Counts a sampled item that failed (its function threw, or its record says it failed).
+  void sampled_failure(std::size_t index, const std::string& failure);
+  /// Notes the plan and how long it took; when all `sampled` items failed, ends the run on every
+  /// rank with sample_error, since no item is likely to succeed.
+  void planned(const plan& p, std::size_t sampled);
+  /// The pool's options for the plan: its workers and chunks, the error policy, the trace's observer.
+  [[nodiscard]] pool_options running_options(const plan& p);
+  /// Writes the record of item `index` and counts it.
+  void record(std::size_t index, record_fields&& fields);
+  /// Writes the error record of item `index` (its function threw, its worker died, or it was not run).
+  void record_error(std::size_t index, const std::string& message);
+  /// Ends the run: report, summary, the failure line; returns the exit code.
+  int finish(const run_stats& stats, const plan& p);
+  /// Ends a run whose source had no items: says so, writes nothing else, returns 0.
+  int nothing_to_run();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Prints `p` on the root as the plan command asked (text or JSON).
+void print_plan(const plan& p, const planner_cli& planner);
+
+/// Returns the job's noun for messages: its `noun` when it has one, else "items".
+template <class J>
+std::string noun_of() {
+  if constexpr (requires { J::noun; }) return std::string(J::noun);
+  else return "items";
+}
+
+/// Returns the job's per-worker setup, or an empty function when it has none.
+template <class J>
+std::function<void()> setup_of(const J& job) {
+  if constexpr (requires { job.setup(); }) return [job] { job.setup(); };
+  else return {};
+}
+
+/// Returns the job's root-side check, or an empty function when it has none.
+template <class J>
+std::function<void()> check_of(const J& job) {
+  if constexpr (requires { job.check(); }) return [&job] { job.check(); };
+  else return {};
+}
+
+/// Plans `job` as `planner` says and prints the plan on the root.
+template <job J>
+int plan_job(const J& job, const planner_cli& planner) {
+  if (const auto check = check_of(job); check && session::current().is_root()) check();
+  optimize_options options = planner.options();
+  options.worker_setup = setup_of(job);
+  const auto fn = job.function();
+  const plan p = planner.mode == "map" ? plan(optimize(fn, job.items(), options))
+                                       : plan(optimize_streaming(fn, job.items(), options));
+  print_plan(p, planner);
+  return 0;
+}
+
+/// Plans `job`, runs it on the plan's workers and writes one record per item.
+template <job J>
+int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
+  run_reporter reporter(planner, run, noun_of<J>(), check_of(job));
+  optimize_options options = reporter.planning_options();
+  options.worker_setup = setup_of(job);
+  const auto fn = job.function();
+  std::optional<streaming_optimization_result<typename J::item_type, typename J::result_type>> planned;
+  try {
+    planned.emplace(optimize_streaming(fn, job.items(), options));
+  } catch (const empty_source_error&) {
+    return reporter.nothing_to_run();
+  }
+  // The sampled results come back as records later; here they only tell whether any item can succeed.
+  for (const item_error& e : planned->sample_errors) reporter.sampled_failure(e.index, e.message);
+  for (std::size_t i = 0; i < planned->sampled_results.size(); ++i) {
+    if (const auto& result = planned->sampled_results[i]) {
+      if (const std::string failure = job.record(*result).failure; !failure.empty()) reporter.sampled_failure(i, failure);
+    }
+  }
+  reporter.planned(*planned, planned->sampled_results.size());
+
+  pool_options po = reporter.running_options(*planned);
+  po.worker_setup = setup_of(job);
+  pool workers(po);
+  auto records = workers.stream(fn, *planned);
+  while (auto r = records.next()) {
+    if (r->ok()) reporter.record(r->index(), job.record(r->value()));
+    else reporter.record_error(r->index(), r->error());
+  }
+  return reporter.finish(records.stats(), *planned);
+}
+
+/// A job of type `J` behind the type-erased command.
+template <job J>
+class job_command_of final : public job_command {
+ public:
+  void add_options(CLI::App& command) override { job_.add_options(command); }
+  int plan(const planner_cli& planner) override { return plan_job(job_, planner); }
+  int run(const planner_cli& planner, const run_cli& run) override { return run_job(job_, planner, run); }
+
+ private:
+  J job_;
+};
+
+}  // namespace amorsize::runner::detail
+
+namespace amorsize::runner {
+
+template <job J>
+job_registry& job_registry::add() {
+  add_entry({std::string(J::name), std::string(J::summary),
+             [] { return std::unique_ptr<detail::job_command>(new detail::job_command_of<J>()); }});
+  return *this;
+}
+
+}  // namespace amorsize::runner

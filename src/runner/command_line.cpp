@@ -1,0 +1,104 @@
+// The command line of any set of jobs: `plan JOB` and `run JOB`, each job with its own options
+// beside the planner's; every failure ends with one line on the root's stderr and a documented code.
+
+#include <amorsize/runner.hpp>
+
+#include <iostream>
+#include <stdexcept>
+
+namespace amorsize::runner {
+namespace {
+
+/// True when this process is rank 0 of a launcher or runs alone: only it prints messages.
+bool prints_messages() {
+  const std::optional<int> rank = launcher_rank(environment_variable);
+  return !rank.has_value() || *rank == 0;
+}
+
+/// Returns the jobs' names as a list for messages: "synthetic, shell".
+std::string job_names(const job_registry& jobs) {
+  std::string names;
+  for (const auto& e : jobs.entries()) names += (names.empty() ? "" : ", ") + e.name;
+  return names;
+}
+
+/// Throws a usage error when `plan` or `run` is not followed by one of the jobs, which CLI11 would
+/// report less helpfully.
+void check_job_named(const job_registry& jobs, int argc, char** argv) {
+  if (argc < 2) return;
+  const std::string command = argv[1];
+  if (command != "plan" && command != "run") return;
+  if (argc < 3 || argv[2][0] == '-') {
+    if (argc >= 3 && (std::string(argv[2]) == "-h" || std::string(argv[2]) == "--help")) return;
+    throw error(exit_code::usage, command + " needs a job: " + job_names(jobs) + " (e.g. " + command + " " +
+                                      jobs.entries().front().name + " --help)");
+  }
+  for (const auto& e : jobs.entries()) {
+    if (e.name == argv[2]) return;
+  }
+  throw error(exit_code::usage, "unknown job '" + std::string(argv[2]) + "': the jobs are: " + job_names(jobs));
+}
+
+}  // namespace
+
+void job_registry::add_entry(entry e) {
+  for (const auto& existing : entries_) {
+    if (existing.name == e.name) throw std::invalid_argument("a job named '" + e.name + "' is registered twice");
+  }
+  entries_.push_back(std::move(e));
+}
+
+int run_command_line(const job_registry& jobs, int argc, char** argv, std::string_view program) {
+  const std::string name(program);
+  if (jobs.entries().empty()) throw std::invalid_argument("run_command_line needs at least one job");
+  CLI::App app{name + ": measure a workload, plan how to run it in parallel, and run it"};
+  app.require_subcommand(1);
+  detail::planner_cli planner;
+  detail::run_cli run;
+  CLI::App* plan_cmd = app.add_subcommand("plan", "Measure a job and print the plan")->require_subcommand(1);
+  CLI::App* run_cmd = app.add_subcommand("run", "Plan and run a job; one JSON line per item")->require_subcommand(1);
+
+  struct bound_job {
+    CLI::App* command;
+    std::unique_ptr<detail::job_command> job;
+    bool runs;
+  };
+  std::vector<bound_job> bound;
+  for (const auto& e : jobs.entries()) {
+    for (CLI::App* parent : {plan_cmd, run_cmd}) {
+      const bool runs = parent == run_cmd;
+      bound_job b{parent->add_subcommand(e.name, e.summary), e.make(), runs};
+      b.job->add_options(*b.command);
+      detail::add_planner_options(*b.command, planner, !runs);
+      if (runs) detail::add_run_options(*b.command, run);
+      bound.push_back(std::move(b));
+    }
+  }
+
+  try {
+    check_job_named(jobs, argc, argv);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+      if (prints_messages()) std::cerr << name << ": " << e.what() << " (see " << name << " --help)\n";
+      return static_cast<int>(exit_code::usage);
+    }
+    for (const bound_job& b : bound) {
+      if (!b.command->parsed()) continue;
+      return b.runs ? b.job->run(planner, run) : b.job->plan(planner);
+    }
+    throw std::logic_error("no job subcommand was parsed");
+  } catch (const error& e) {
+    if (prints_messages()) std::cerr << name << ": " << e.what() << '\n';
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    if (prints_messages()) std::cerr << name << ": internal error: " << e.what() << '\n';
+    return static_cast<int>(exit_code::internal);
+  }
+}
+
+}  // namespace amorsize::runner

@@ -1,0 +1,314 @@
+// One run's bookkeeping for any job: outputs opened before anything runs, one JSON line per
+// item, progress, trace, report, the summary and the exit code.
+
+#include <amorsize/runner.hpp>
+
+#include "progress.hpp"
+#include "trace.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+namespace amorsize::runner::detail {
+namespace {
+
+/// Opens `path` for writing, or returns null for an empty path; throws input_error when it cannot.
+std::unique_ptr<std::ofstream> open_output(const std::string& path, const char* option) {
+  if (path.empty()) return nullptr;
+  auto file = std::make_unique<std::ofstream>(path);
+  if (!*file) throw input_error(std::string(option) + " " + path + " cannot be opened for writing: check the folder exists");
+  return file;
+}
+
+/// Returns the error policy named on the command line; throws input_error for an unknown name.
+error_policy parse_policy(const std::string& name) {
+  if (name == "keep-going") return error_policy::keep_going;
+  if (name == "stop") return error_policy::stop;
+  throw input_error("--on-error " + name + " is not a policy: use keep-going or stop");
+}
+
+/// Returns the backend asked for, if any; throws input_error for one the command line does not offer.
+std::optional<backend_kind> parse_backend(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  if (name == "processes") return backend_kind::processes;
+  if (name == "threads") return backend_kind::threads;
+  if (name == "serial") return backend_kind::serial;
+  throw input_error("--backend " + name + " is not a backend: use processes, threads or serial (under mpirun/srun: ranks)");
+}
+
+/// Seconds since the epoch now.
+double epoch_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+/// Returns "task" for "tasks": the noun for one item.
+std::string singular(const std::string& noun) {
+  return !noun.empty() && noun.back() == 's' ? noun.substr(0, noun.size() - 1) : noun;
+}
+
+}  // namespace
+
+struct run_reporter::impl {
+  const planner_cli& planner;
+  const run_cli& options;
+  std::string noun;
+  session& where = session::current();
+  error_policy policy = error_policy::keep_going;
+  std::optional<backend_kind> backend;
+
+  std::unique_ptr<std::ofstream> output_file;
+  std::unique_ptr<std::ofstream> report_file;
+  std::unique_ptr<std::ofstream> trace_file;
+  std::ostream* out = &std::cout;
+  std::unique_ptr<trace_writer> trace;
+  std::unique_ptr<progress_meter> progress;
+  int root_track = -1;
+  std::string host = node_name();
+
+  double start = monotonic_seconds();
+  double epoch_minus_monotonic = epoch_seconds() - monotonic_seconds();
+  double planned_at = 0.0;
+  double sampling_seconds = 0.0;
+  double last_sent = 0.0;
+  double root_cpu_start = 0.0;
+  std::size_t done = 0;
+  std::size_t failed = 0;
+  std::optional<std::size_t> total;
+  int workers = 1;
+  std::string first_failure;
+  std::size_t sampled_failures = 0;
+  std::string first_sampled_failure;
+
+  impl(const planner_cli& p, const run_cli& r, std::string n) : planner(p), options(r), noun(std::move(n)) {}
+
+  /// Returns "task 17 (index 16): exited 1": how messages name a failed item.
+  [[nodiscard]] std::string describe(std::size_t index, const std::string& failure) const {
+    return singular(noun) + " " + std::to_string(index + 1) + " (index " + std::to_string(index) + "): " + failure;
+  }
+
+  /// Wall-clock seconds since the epoch of a monotonic_seconds() reading.
+  [[nodiscard]] double epoch_of(double monotonic) const { return monotonic + epoch_minus_monotonic; }
+
+  /// Returns the track of a worker: a process per node, a thread per worker.
+  int worker_track(const std::string& node, int worker, int rank) {
+    std::string name = "worker " + std::to_string(worker);
+    if (rank >= 0) name += " (rank " + std::to_string(rank) + ")";
+    return trace->track(node.empty() ? host : node, name);
+  }
+
+  /// Counts one record and redraws the progress when it is due.
+  void count(bool ok) {
+    ++done;
+    if (!ok) ++failed;
+    if (progress) progress->update(counts());
+  }
+
+  [[nodiscard]] progress_counts counts() const {
+    progress_counts c;
+    c.done = done;
+    c.failed = failed;
+    c.total = total;
+    c.workers = workers;
+    c.elapsed = monotonic_seconds() - start;
+    return c;
+  }
+};
+
+run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::string noun,
+                           const std::function<void()>& root_check)
+    : impl_(std::make_unique<impl>(planner, run, std::move(noun))) {
+  impl& m = *impl_;
+  m.policy = parse_policy(run.on_error);
+  m.backend = parse_backend(run.backend);
+  if (m.backend && m.where.mpi()) {
+    throw input_error("--backend applies without a launcher: under mpirun or srun the ranks are the workers");
+  }
+  (void)planner.options();  // every rank rejects bad planner options alike, before the root opens anything
+  // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
+  std::string failure;
+  int code = 0;
+  if (m.where.is_root()) {
+    try {
+      if (root_check) root_check();
+      m.output_file = open_output(run.output, "--output");
+      m.report_file = open_output(run.report, "--report");
+      m.trace_file = open_output(run.trace, "--trace");
+    } catch (const error& e) {
+      failure = e.what();
+      code = static_cast<int>(e.code());
+    }
+  }
+  if (m.where.mpi()) {
+    failure = m.where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
+    if (!failure.empty()) {
+      const std::size_t space = failure.find(' ');
+      code = std::stoi(failure.substr(0, space));
+      failure.erase(0, space + 1);
+    }
+  }
+  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
+  if (!m.where.is_root()) return;
+
+  if (m.output_file) m.out = m.output_file.get();
+  if (m.trace_file) {
+    m.trace = std::make_unique<trace_writer>(*m.trace_file, m.epoch_of(m.start));
+    m.root_track = m.trace->track(m.host, "root");
+  }
+  // Records on a terminal and a progress line redrawn over them would garble each other.
+  const bool records_on_terminal = !m.output_file && isatty(STDOUT_FILENO) == 1;
+  const progress_style style =
+      choose_progress_style(run.progress, isatty(STDERR_FILENO) == 1 && !records_on_terminal, run.progress_interval);
+  if (style != progress_style::off) {
+    m.progress = std::make_unique<progress_meter>(std::cerr, style, run.progress_interval.value_or(10.0));
+  }
+}
+
+run_reporter::~run_reporter() = default;
+
+optimize_options run_reporter::planning_options() const {
+  optimize_options o = impl_->planner.options();
+  o.backend = impl_->backend;
+  return o;
+}
+
+void run_reporter::sampled_failure(std::size_t index, const std::string& failure) {
+  if (impl_->sampled_failures++ == 0) impl_->first_sampled_failure = impl_->describe(index, failure);
+}
+
+void run_reporter::planned(const plan& p, std::size_t sampled) {
+  impl& m = *impl_;
+  m.planned_at = monotonic_seconds();
+  m.sampling_seconds = p.profile.sampling_seconds;
+  m.total = p.profile.total_items;
+  m.workers = p.serial ? 1 : p.n_jobs;
+  std::string verdict;
+  if (m.where.is_root() && sampled > 0 && m.sampled_failures == sampled) {
+    verdict = "every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " + std::to_string(sampled) +
+              "), so the rest were not started; first: " + m.first_sampled_failure;
+  }
+  if (m.where.mpi()) verdict = m.where.broadcast(verdict);
+  if (!verdict.empty()) throw sample_error(verdict);
+  if (m.trace) {
+    const double planning_start = m.start + m.sampling_seconds;
+    m.trace->span(m.root_track, "sampling", "plan", m.epoch_of(m.start), m.sampling_seconds,
+                  {{"items", sampled}, {"failed", m.sampled_failures}});
+    m.trace->span(m.root_track, "planning", "plan", m.epoch_of(planning_start), m.planned_at - planning_start,
+                  {{"workers", m.workers}, {"chunksize", p.chunksize}, {"predicted_speedup", p.estimated_speedup}});
+  }
+}
+
+pool_options run_reporter::running_options(const plan& p) {
+  impl& m = *impl_;
+  pool_options po = pool(p).options();
+  po.on_error = m.policy;
+  po.verbose = m.planner.verbose;
+  po.on_chunk = [&m](const chunk_span& c) {
+    m.last_sent = std::max(m.last_sent, c.sent);
+    if (!m.trace) return;
+    m.trace->span(m.worker_track(c.host, c.worker, c.rank), "chunk " + std::to_string(c.id), "chunk", m.epoch_of(c.sent),
+                  c.received - c.sent,
+                  {{"first_index", c.first_index}, {"items", c.count}, {"compute_seconds", c.compute_seconds}});
+  };
+  m.root_cpu_start = thread_cpu_seconds();
+  return po;
+}
+
+void run_reporter::record(std::size_t index, record_fields&& fields) {
+  impl& m = *impl_;
+  nlohmann::ordered_json line = {{"index", index}};
+  for (auto& [key, value] : fields.fields.items()) line[key] = std::move(value);
+  const bool ok = fields.failure.empty();
+  if (!ok) {
+    line["error"] = fields.failure;
+    if (m.failed == 0) m.first_failure = m.describe(index, fields.failure);
+  }
+  *m.out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  if (m.trace && fields.timing) {
+    const item_timing& t = *fields.timing;
+    m.trace->span(m.worker_track(t.host, t.worker, -1), singular(m.noun) + " " + std::to_string(index + 1), m.noun,
+                  t.start, t.seconds, {{"index", index}, {"ok", ok}});
+  }
+  m.count(ok);
+}
+
+void run_reporter::record_error(std::size_t index, const std::string& message) {
+  impl& m = *impl_;
+  if (m.failed == 0) m.first_failure = m.describe(index, message);
+  *m.out << nlohmann::ordered_json{{"index", index}, {"error", message}}.dump() << '\n';
+  m.count(false);
+}
+
+int run_reporter::finish(const run_stats& stats, const plan& p) {
+  impl& m = *impl_;
+  m.out->flush();
+  const double end = monotonic_seconds();
+  if (!m.where.is_root()) return 0;
+  if (m.progress) m.progress->finish(m.counts());
+  if (m.trace) m.trace->finish();
+
+  run_summary summary;
+  summary.noun = m.noun;
+  summary.items = stats.items;
+  summary.failed = stats.errors;
+  summary.wall_seconds = end - m.start;
+  summary.sampling_seconds = m.sampling_seconds;
+  summary.planning_seconds = std::max(0.0, m.planned_at - m.start - m.sampling_seconds);
+  summary.running_seconds = end - m.planned_at;
+  summary.tail_seconds = m.last_sent > 0.0 ? std::max(0.0, end - m.last_sent) : 0.0;
+  summary.predicted_speedup = p.serial ? 1.0 : p.estimated_speedup;
+  const double compute = stats.compute_seconds + m.sampling_seconds;
+  summary.measured_speedup = summary.wall_seconds > 0.0 ? compute / summary.wall_seconds : 0.0;
+  summary.workers = stats.workers > 0 ? stats.workers : 1;
+  summary.backend = std::string(to_string(stats.backend));
+  summary.output = m.options.output.empty() ? "stdout" : m.options.output;
+  summary.first_failure = m.first_failure;
+
+  if (m.report_file) {
+    const nlohmann::ordered_json report = {
+        {"items", stats.items},
+        {"errors", stats.errors},
+        {"chunks", stats.chunks},
+        {"backend", summary.backend},
+        {"workers", stats.workers},
+        {"lost_workers", stats.lost_workers},
+        {"wall_seconds", summary.wall_seconds},
+        {"sampling_seconds", summary.sampling_seconds},
+        {"planning_seconds", summary.planning_seconds},
+        {"running_seconds", summary.running_seconds},
+        {"tail_seconds", summary.tail_seconds},
+        {"compute_seconds", compute},
+        {"predicted_speedup", summary.predicted_speedup},
+        {"measured_speedup", summary.measured_speedup},
+        {"root_cpu_seconds", thread_cpu_seconds() - m.root_cpu_start},
+        {"dispatch_cpu_seconds", stats.root_cpu_seconds},
+        {"peak_outstanding_items", stats.peak_outstanding},
+        {"peak_root_memory_bytes", peak_memory_bytes()},
+        {"first_failure", m.first_failure},
+        {"plan", nlohmann::ordered_json::parse(p.to_json().dump())},
+    };
+    *m.report_file << report.dump(2) << '\n';
+  }
+  if (!m.options.quiet) std::cerr << format_summary(summary);
+  if (stats.errors == 0) return 0;
+  std::cerr << "amorsize: " << format_failure_line(summary) << '\n';
+  return static_cast<int>(exit_code::items_failed);
+}
+
+int run_reporter::nothing_to_run() {
+  if (impl_->where.is_root()) {
+    std::cerr << "amorsize: no " << impl_->noun << " to run: the input is empty; nothing was started\n";
+  }
+  return 0;
+}
+
+void print_plan(const plan& p, const planner_cli& planner) {
+  if (!session::current().is_root()) return;
+  if (planner.json) std::cout << p.to_json().dump(2) << '\n';
+  else std::cout << p.explain();
+}
+
+}  // namespace amorsize::runner::detail

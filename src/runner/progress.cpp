@@ -97,9 +97,11 @@ std::string format_progress(const progress_counts& counts, std::string_view noun
   line += " | " + (rate_known ? rate_text(rate) : std::string("--")) + "/s";
   if (counts.total) {
     const std::size_t left = *counts.total > counts.done ? *counts.total - counts.done : 0;
-    // left / rate, written so that whole numbers stay exact before rounding up
-    const auto eta = [&] { return std::ceil(static_cast<double>(left) * elapsed / static_cast<double>(counts.done)); };
-    line += " | ETA " + (rate_known ? clock(eta()) : std::string("--"));
+    std::string eta = "--";
+    if (rate_known) {  // left / rate, in an order that keeps whole numbers exact before rounding up
+      eta = clock(std::ceil(static_cast<double>(left) * elapsed / static_cast<double>(counts.done)));
+    }
+    line += " | ETA " + eta;
   }
   if (counts.workers > 0) line += " | " + workers_text(counts.workers);
   line += " | " + clock(std::floor(elapsed)) + " elapsed";

@@ -163,7 +163,7 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   const progress_style style =
       choose_progress_style(run.progress, isatty(STDERR_FILENO) == 1 && !records_on_terminal, run.progress_interval);
   if (style != progress_style::off) {
-    m.progress = std::make_unique<progress_meter>(std::cerr, style, run.progress_interval.value_or(10.0));
+    m.progress = std::make_unique<progress_meter>(std::cerr, style, run.progress_interval.value_or(default_progress_interval_seconds), m.noun);
   }
 }
 

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <utility>
 
-extern char** environ;  // NOLINT: POSIX declares it nowhere else
+extern char** environ;  // POSIX has programs declare it themselves
 
 namespace amorsize::jobs {
 namespace {
@@ -209,7 +209,8 @@ task_outcome with_failure(task_outcome outcome, int exit_code, std::string failu
 
 /// Returns `outcome` for command `name`, which posix_spawnp refused with `error`.
 task_outcome refused(task_outcome outcome, const std::string& name, int error) {
-  if (error == ENOENT) return with_failure(std::move(outcome), 127, "command not found: " + name);
+  // ENOENT for a file that exists: its #! interpreter or its ELF loader is missing.
+  if (error == ENOENT && !on_path(name)) return with_failure(std::move(outcome), 127, "command not found: " + name);
   if (error == EACCES) return with_failure(std::move(outcome), 126, "permission denied: " + name);
   return with_failure(std::move(outcome), 126, "cannot start " + name + ": " + std::strerror(error));
 }

@@ -18,7 +18,7 @@ struct capture_options {
 
 /// What one task did; it crosses processes and MPI ranks through Boost.Serialization.
 struct task_outcome {
-  int exit_code = 0;           ///< Exit status; 127 command not found, 126 not started otherwise (shell semantics); -1 when killed by a signal.
+  int exit_code = 0;           ///< Exit status; 127 command not found, 126 not started otherwise (shell semantics); -1 killed by a signal.
   int signal = 0;              ///< The signal that killed the command, 0 if none.
   std::string failure;         ///< Empty when the command exited 0, else one line saying what went wrong.
   double start = 0;            ///< When the command started, in seconds since the epoch (wall clock).
@@ -43,13 +43,14 @@ struct task_outcome {
 };
 
 /// Runs `argv` (argv[0] looked up on PATH, no shell) with stdin from /dev/null, capturing its output
-/// as `capture` says (`stem` names the result files), and returns what it did; never throws for
-/// anything the command does.
+/// as `capture` says (`stem` names the result files), and returns what it did once the command has
+/// exited and closed its output; never throws for anything the command does.
 ///
-/// A command that is not started is reported like a shell would: exit 127 "command not found: NAME";
+/// A command that is not started is reported as a shell would: exit 127 "command not found: NAME";
 /// exit 126 "permission denied: NAME", "cannot write results: PATH: REASON" (results_dir cannot be
-/// written, so the command is not started), "cannot capture output: REASON" or "cannot start NAME: REASON".
-/// Exit -1 "exit status lost: REASON" when the process ignores SIGCHLD, so the kernel reaps the command.
+/// written, so the command is not started), "cannot capture output: REASON" or "cannot start NAME:
+/// REASON" (a file without #! is not handed to /bin/sh). Exit -1 "exit status lost: REASON" when
+/// this process ignores SIGCHLD, so the kernel reaps the command.
 task_outcome run_task(const std::vector<std::string>& argv, const capture_options& capture, const std::string& stem);
 
 /// Returns the node name records show: $SLURMD_NODENAME when set (simulated Slurm nodes share one

@@ -122,6 +122,19 @@ TEST_CASE("a command that cannot be started is 127 or 126, as in a shell", "[she
   CHECK(denied.exit_code == 126);
   CHECK(denied.failure == "permission denied: " + script);
   CHECK_FALSE(denied.ok());
+
+  const auto executable = [&dir](const std::string& file, const std::string& text) {
+    const std::string path = (dir.path() / file).string();
+    std::ofstream(path) << text;
+    fs::permissions(path, fs::perms::owner_all);
+    return path;
+  };
+  const std::string no_interpreter = executable("no-interpreter.sh", "#!/nonexistent/interpreter\n");
+  CHECK(run({no_interpreter}).exit_code == 126);
+  CHECK(run({no_interpreter}).failure == "cannot start " + no_interpreter + ": No such file or directory");
+  const std::string no_shebang = executable("no-shebang.sh", "echo hi\n");
+  CHECK(run({no_shebang}).exit_code == 126);
+  CHECK(run({no_shebang}).failure == "cannot start " + no_shebang + ": Exec format error");
 }
 
 TEST_CASE("output beyond max_bytes is counted, not kept, and both streams drain together", "[shell_task]") {

@@ -81,7 +81,7 @@ T parse_number(std::string_view text, std::string_view option, T min, T max);
 /// Adds option `name` (e.g. "--items") to `command`, parsed strictly into `target` (see parse_number).
 template <class T>
 CLI::Option* add_number(CLI::App& command, const std::string& name, T& target, T min, T max, const std::string& help) {
-  const std::string option = name.substr(0, name.find(','));
+  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
   return command
       .add_option_function<std::string>(
           name, [&target, option, min, max](const std::string& text) { target = parse_number<T>(text, option, min, max); },
@@ -93,7 +93,7 @@ CLI::Option* add_number(CLI::App& command, const std::string& name, T& target, T
 template <class T>
 CLI::Option* add_number(CLI::App& command, const std::string& name, std::optional<T>& target, T min, T max,
                         const std::string& help) {
-  const std::string option = name.substr(0, name.find(','));
+  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
   return command.add_option_function<std::string>(
       name, [&target, option, min, max](const std::string& text) { target = parse_number<T>(text, option, min, max); },
       help);

@@ -58,7 +58,7 @@ template unsigned long parse_number<unsigned long>(std::string_view, std::string
 template double parse_number<double>(std::string_view, std::string_view, double, double);
 
 CLI::Option* add_text(CLI::App& command, const std::string& name, std::string& target, const std::string& help) {
-  const std::string option = name.substr(0, name.find(','));
+  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
   auto* added = command.add_option_function<std::string>(
       name,
       [&target, option](const std::string& text) {

@@ -186,7 +186,9 @@ void run_reporter::planned(const plan& p, std::size_t sampled) {
   m.total = p.profile.total_items;
   m.workers = p.serial ? 1 : p.n_jobs;
   std::string verdict;
-  if (m.where.is_root() && sampled > 0 && m.sampled_failures == sampled) {
+  // Stop only when tasks beyond the sampled ones are left: a list that was sampled whole has run.
+  const bool more_to_run = !m.total || *m.total > sampled;
+  if (m.where.is_root() && sampled > 0 && m.sampled_failures == sampled && more_to_run) {
     verdict = "every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " + std::to_string(sampled) +
               "), so the rest were not started; first: " + m.first_sampled_failure;
   }
@@ -252,8 +254,8 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
 
   run_summary summary;
   summary.noun = m.noun;
-  summary.items = stats.items;
-  summary.failed = stats.errors;
+  summary.items = m.done;  // the job's own failures (a task that exited 1) are not the pool's errors
+  summary.failed = m.failed;
   summary.wall_seconds = end - m.start;
   summary.sampling_seconds = m.sampling_seconds;
   summary.planning_seconds = std::max(0.0, m.planned_at - m.start - m.sampling_seconds);
@@ -269,8 +271,8 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
 
   if (m.report_file) {
     const nlohmann::ordered_json report = {
-        {"items", stats.items},
-        {"errors", stats.errors},
+        {"items", m.done},
+        {"errors", m.failed},
         {"chunks", stats.chunks},
         {"backend", summary.backend},
         {"workers", stats.workers},
@@ -293,7 +295,7 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
     *m.report_file << report.dump(2) << '\n';
   }
   if (!m.options.quiet) std::cerr << format_summary(summary);
-  if (stats.errors == 0) return 0;
+  if (m.failed == 0) return 0;
   std::cerr << "amorsize: " << format_failure_line(summary) << '\n';
   return static_cast<int>(exit_code::items_failed);
 }

@@ -33,7 +33,6 @@ struct optimize_options {
   bool use_chunking_benchmark = true;          ///< Measure the chunk round trip (else assume 50 us).
   bool verbose = false;                        ///< Print the plan's explanation while planning.
   std::ostream* log = &std::cerr;              ///< Where verbose output goes.
-  std::function<void()> worker_setup;          ///< SHIM
 };
 
 /// Throws input_error naming the first option out of range.

@@ -26,11 +26,6 @@ enum class error_policy {
   stop,        ///< Run nothing new after the first error; items not run get a "not run" error record.
 };
 
-/// SHIM until the engine branch lands.
-struct chunk_span { std::uint64_t id = 0; int worker = 0; int rank = -1; std::string host; std::size_t first_index = 0, count = 0; double sent = 0, received = 0, compute_seconds = 0; };
-/// SHIM.
-inline int current_worker() noexcept { return 0; }
-
 /// How a pool runs; unset values come from the plan the pool was made with.
 struct pool_options {
   std::optional<backend_kind> backend;      ///< serial, processes, threads or mpi (under a launcher: mpi).
@@ -42,8 +37,6 @@ struct pool_options {
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
   std::ostream* log = &std::cerr;           ///< Where verbose output and warnings (a changed backend, capped workers) go; null: nowhere.
-  std::function<void()> worker_setup; ///< SHIM
-  std::function<void(const chunk_span&)> on_chunk; ///< SHIM
 };
 
 /// Throws input_error, naming the value and what to do, for options no run can use: a negative

@@ -37,6 +37,7 @@ enum class tag : int {
   chunk,     ///< Root to worker: a chunk to run.
   result,    ///< Worker to root: a chunk's result.
   failed,    ///< Worker to root: the chunk task threw (its text), so the worker runs no more chunks.
+  setup_failed, ///< Worker to root: the per-worker setup threw (its text), so the worker runs no chunk.
   stop,      ///< Root to every other rank: return from serve_chunks.
   stopped,   ///< Rank to root: the rank has sent its last result and returns.
 };

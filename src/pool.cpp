@@ -7,6 +7,7 @@
 #include <amorsize/probe.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/session.hpp>
+#include <amorsize/worker.hpp>
 
 #include <algorithm>
 #include <numeric>
@@ -51,6 +52,26 @@ int local_workers(const pool_options& options) {
   return cap;
 }
 
+/// Where workers `ranks` of `layout` are (empty `ranks`: `count` local workers, or the calling thread).
+detail::worker_places places_of(const cluster_layout& layout, const std::vector<int>& ranks, int count) {
+  detail::worker_places places;
+  const auto host_of = [&layout](int rank) {
+    const auto node = static_cast<std::size_t>(layout.node_of_rank.at(static_cast<std::size_t>(rank)));
+    return layout.nodes.at(node).hostname;
+  };
+  if (ranks.empty()) {
+    const int here = layout.mpi ? session::current().rank() : -1;
+    places.ranks.assign(static_cast<std::size_t>(count), here);
+    places.hosts.assign(static_cast<std::size_t>(count), host_of(std::max(here, 0)));
+    return places;
+  }
+  for (const int rank : ranks) {
+    places.ranks.push_back(rank);
+    places.hosts.push_back(host_of(rank));
+  }
+  return places;
+}
+
 /// The dispatcher's settings for a call: the pool's chunk policy unless the call fixes a size, its window and order.
 engine::dispatch_options dispatch_for(const pool_options& options, const detail::call_request& call) {
   engine::dispatch_options dispatch;
@@ -75,13 +96,33 @@ void agree_on_call(const std::function<std::string()>& key) {
 
 bool hands_records() { return session::current().is_root(); }
 
+chunk_span span_of(const worker_places& places, const engine::finished_chunk& done) {
+  const auto worker = static_cast<std::size_t>(done.worker);
+  return chunk_span{done.id,
+                    done.worker,
+                    worker < places.ranks.size() ? places.ranks[worker] : -1,
+                    worker < places.hosts.size() ? places.hosts[worker] : std::string(),
+                    done.first_index,
+                    done.count,
+                    done.sent,
+                    done.received,
+                    done.compute_seconds};
+}
+
 resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
   agree_on_call(call.agreement_key);  // before any other message
   session& s = session::current();
+  const cluster_layout& layout = s.layout();  // collective on first use under MPI: every rank, every backend
   resolved_run run;
   run.dispatch = dispatch_for(options, call);
   std::ostream* log = options.log;
   const bool verbose = options.verbose && log;
+  // A serial run is the calling thread's: worker 0, which runs the setup before the first item.
+  const auto run_here = [&] {
+    run.backend = backend_kind::serial;
+    run.places = places_of(layout, {}, 1);
+    run_setup_here(options.worker_setup);
+  };
 
   run.backend = options.backend.value_or(s.mpi() ? backend_kind::mpi : backend_kind::processes);
   if (s.mpi() && run.backend != backend_kind::serial) run.backend = backend_kind::mpi;
@@ -99,13 +140,17 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
   if (run.backend == backend_kind::serial) {
     // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
     run.hands_records = s.is_root();
-    if (verbose && run.hands_records) *log << "amorsize: running serially in the calling thread\n";
+    if (!run.hands_records) return run;
+    if (verbose) *log << "amorsize: running serially in the calling thread\n";
+    run_here();
     return run;
   }
   if (run.backend == backend_kind::mpi) {
-    const std::vector<int> ranks = engine::pick_worker_ranks(s.layout(), workers_on_each_node(s.layout(), options.workers_per_node));
+    const std::vector<int> ranks = engine::pick_worker_ranks(layout, workers_on_each_node(layout, options.workers_per_node));
     if (!s.is_root()) {
-      engine::serve_chunks(s, task);
+      const auto mine = std::find(ranks.begin(), ranks.end(), s.rank());
+      const int worker = mine == ranks.end() ? -1 : static_cast<int>(mine - ranks.begin());  // -1: it sits out
+      engine::serve_chunks(s, task, worker, options.worker_setup);
       run.hands_records = false;
       return run;
     }
@@ -117,13 +162,16 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
     if (ranks.empty()) {
       run.workers->stop();  // the other ranks are serving: release them, then run here
       run.workers.reset();
-      run.backend = backend_kind::serial;
+      run_here();
+      return run;
     }
+    run.places = places_of(layout, ranks, 0);
     return run;
   }
   const int count = local_workers(options);
-  run.workers = run.backend == backend_kind::threads ? engine::make_thread_backend(count, task)
-                                                     : engine::make_process_backend(count, task);
+  run.workers = run.backend == backend_kind::threads ? engine::make_thread_backend(count, task, options.worker_setup)
+                                                     : engine::make_process_backend(count, task, options.worker_setup);
+  run.places = places_of(layout, {}, count);
   if (verbose) *log << "amorsize: " << count << " worker " << to_string(run.backend) << '\n';
   return run;
 }

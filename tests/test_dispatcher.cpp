@@ -1,5 +1,6 @@
 // The dispatcher against a scripted in-memory backend: order, window, retries, adaptation.
 #include <amorsize/engine/dispatcher.hpp>
+#include <amorsize/error.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -296,4 +297,52 @@ TEST_CASE("a source that throws hands over every item read before it and then it
   if (!ordered) std::sort(handed.begin(), handed.end());
   CHECK(handed == std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6});
   CHECK_FALSE(d.next());  // the exception comes once; then the run is over
+}
+
+// A worker whose setup threw ends the run: next() throws setup_error naming it, before any record.
+TEST_CASE("the dispatcher turns a failed worker setup into setup_error", "[dispatcher]") {
+  /// Worker 1's setup throws before it answers anything.
+  class failing_setup_backend : public scripted_backend {
+   public:
+    failing_setup_backend() : scripted_backend(2, false) {}
+    std::optional<event> wait(double seconds) override {
+      if (!reported_) {
+        reported_ = true;
+        return setup_failed{1, "cannot open model.bin"};
+      }
+      return scripted_backend::wait(seconds);
+    }
+
+   private:
+    bool reported_ = false;
+  };
+  failing_setup_backend b;
+  std::size_t taken = 0;
+  dispatch_options options;
+  options.total_items = 20;
+  dispatcher d(b, counting_codec(20, taken), options);
+  CHECK_THROWS_MATCHES(d.next(), setup_error,
+                       Catch::Matchers::Message("worker 1 setup failed: cannot open model.bin (the per-worker setup "
+                                                "threw; fix it or run without it)"));
+}
+
+// Each finished chunk says which chunk it was and when the root sent it and heard back.
+TEST_CASE("finished chunks carry their id and their send and receive times", "[dispatcher]") {
+  scripted_backend b(3, true);
+  std::size_t taken = 0;
+  dispatch_options options;
+  options.total_items = 50;
+  options.schedule.chunksize = 4;
+  dispatcher d(b, counting_codec(50, taken), options);
+  std::set<std::uint64_t> ids;
+  std::size_t items = 0;
+  while (auto f = d.next()) {
+    items += f->count;
+    if (f->worker < 0) continue;  // failed with its worker: it never came back
+    CHECK(ids.insert(f->id).second);
+    CHECK(f->sent > 0.0);
+    CHECK(f->sent <= f->received);
+  }
+  CHECK(items == 50);
+  CHECK(ids.size() >= 50 / 4);
 }

@@ -1,5 +1,6 @@
 // The local backends (forked processes, threads): every chunk once, large frames, stop, no spinning, crashes.
 #include <amorsize/engine/local_backends.hpp>
+#include <amorsize/worker.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -24,7 +25,7 @@ using namespace amorsize::engine;
 
 namespace {
 
-using factory = std::unique_ptr<backend> (*)(int, chunk_task);
+using factory = std::unique_ptr<backend> (*)(int, chunk_task, worker_setup);
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -106,7 +107,7 @@ TEST_CASE("local backends return every chunk once with its transformed payload",
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   constexpr int workers = 3;
-  auto b = make(workers, test_task);
+  auto b = make(workers, test_task, {});
   REQUIRE(b->workers() == workers);
 
   // 500 chunks of 0 .. 64 KiB, then two of 4 MiB in a row to one worker: it writes the first
@@ -158,7 +159,7 @@ TEST_CASE("local backends return every chunk once with its transformed payload",
 TEST_CASE("local backends wait out a time-out without an event", "[engine]") {
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
-  auto b = make(2, test_task);
+  auto b = make(2, test_task, {});
   const double start = now();
   CHECK_FALSE(b->wait(0.1).has_value());
   const double waited = now() - start;
@@ -170,7 +171,7 @@ TEST_CASE("local backends wait out a time-out without an event", "[engine]") {
 TEST_CASE("stopping a local backend with chunks in flight is prompt and leaves no child", "[engine]") {
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
-  auto b = make(2, test_task);
+  auto b = make(2, test_task, {});
   // Each worker runs a short chunk and holds long ones behind it: stop abandons those.
   std::uint64_t id = 0;
   for (int w = 0; w < 2; ++w) {
@@ -193,7 +194,7 @@ TEST_CASE("stopping a local backend with chunks in flight is prompt and leaves n
 TEST_CASE("a local backend does not spin the root while it waits", "[engine]") {
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
-  auto b = make(1, test_task);
+  auto b = make(1, test_task, {});
   b->send(0, make_chunk(0, "cmd:sleep:300"));
   const double wall0 = now();
   const double cpu0 = thread_cpu_seconds();
@@ -209,7 +210,7 @@ TEST_CASE("a local backend does not spin the root while it waits", "[engine]") {
 TEST_CASE("a local backend reports a chunk whose task throws and keeps the worker", "[engine]") {
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
-  auto b = make(1, test_task);
+  auto b = make(1, test_task, {});
   b->send(0, make_chunk(1, "cmd:throw"));
   b->send(0, make_chunk(2, "after"));
   const worker_lost lost = as_lost(next(*b));
@@ -222,10 +223,46 @@ TEST_CASE("a local backend reports a chunk whose task throws and keeps the worke
   CHECK(r.payload == transformed("after"));
 }
 
+// A worker whose setup throws says so once, runs none of its chunks and stops promptly; the other
+// workers run theirs, each knowing its number.
+TEST_CASE("a local backend reports a setup that throws once and runs no chunk on that worker", "[engine]") {
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  INFO("backend: " << name);
+  const chunk_task numbered = [](const std::string& /*items*/, double& compute_seconds) {
+    compute_seconds = 0.0;
+    return std::to_string(amorsize::current_worker());
+  };
+  auto b = make(2, numbered, [] {
+    if (amorsize::current_worker() == 1) throw std::runtime_error("cannot open model.bin");
+  });
+  b->send(0, make_chunk(1, "a"));
+  b->send(1, make_chunk(2, "b"));
+  b->send(0, make_chunk(3, "c"));
+  std::vector<setup_failed> failures;
+  std::vector<chunk_result> results;
+  while (results.size() < 2 || failures.empty()) {
+    event e = next(*b, 10.0);
+    if (auto* f = std::get_if<setup_failed>(&e)) failures.push_back(std::move(*f));
+    else results.push_back(as_result(e));
+  }
+  CHECK_FALSE(b->wait(0.2).has_value());  // once, and nothing from the failed worker
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0].worker == 1);
+  CHECK(failures[0].reason == "cannot open model.bin");
+  for (const chunk_result& r : results) {
+    CHECK(r.worker == 0);
+    CHECK(r.payload == "0");
+  }
+  const double start = now();
+  b->stop();
+  CHECK(now() - start < 0.9);
+  CHECK(no_child_left());
+}
+
 TEST_CASE("local backends measure a small chunk's round trip", "[engine]") {
   const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
-  auto b = make(1, test_task);
+  auto b = make(1, test_task, {});
   std::vector<double> trips;
   for (std::uint64_t id = 0; id < 300; ++id) {
     const double start = now();

@@ -13,3 +13,4 @@
 #include <amorsize/schedule.hpp>
 #include <amorsize/session.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/worker.hpp>

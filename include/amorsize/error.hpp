@@ -17,6 +17,7 @@ enum class exit_code : int {
   items_failed = 7,    ///< The run finished but some items failed; each has an error record.
   source_failed = 8,   ///< The input source threw while it was read; records of items read before it were delivered.
   out_of_resources = 9,///< The system refused another process or thread (fork or thread creation failed).
+  setup_failed = 10,   ///< The per-worker setup threw in a worker (or the sampler), so the run stopped.
   internal = 70,       ///< A bug in amorsize: please report it with the command line.
 };
 
@@ -66,6 +67,20 @@ class resource_error : public error {
  public:
   /// Creates a resource error whose message names the limit and what to do.
   explicit resource_error(const std::string& message) : error(exit_code::out_of_resources, message) {}
+};
+
+/// Thrown when the per-worker setup (pool_options::worker_setup, optimize_options::worker_setup)
+/// throws in a worker; the run stops, and the failure is reported once, not per item.
+class setup_error : public error {
+ public:
+  /// Creates a setup error with a one-line message naming the worker and the setup's own message.
+  explicit setup_error(const std::string& message) : error(exit_code::setup_failed, message) {}
+
+  /// Creates the error for worker number `worker` (0 in the sampler) whose setup threw `reason`.
+  static setup_error in_worker(int worker, const std::string& reason) {
+    return setup_error("worker " + std::to_string(worker) + " setup failed: " + reason +
+                       " (the per-worker setup threw; fix it or run without it)");
+  }
 };
 
 }  // namespace amorsize

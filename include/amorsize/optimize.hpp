@@ -33,6 +33,10 @@ struct optimize_options {
   bool use_chunking_benchmark = true;          ///< Measure the chunk round trip (else assume 50 us).
   bool verbose = false;                        ///< Print the plan's explanation while planning.
   std::ostream* log = &std::cerr;              ///< Where verbose output goes.
+  /// Runs once in the sampler (a forked process, or this thread when sampling in-process) before the
+  /// sampled items, as pool_options::worker_setup runs in each worker; empty: none. If it throws,
+  /// planning throws setup_error. A pool made from the plan does not inherit it (see pool_options).
+  std::function<void()> worker_setup;
 };
 
 /// Throws input_error naming the first option out of range.
@@ -63,10 +67,20 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
 /// True when sampling may run in a forked sampler: no launcher, and this process has no other thread.
 bool sample_in_child();
 
-/// Samples `fn` on the first `count` items of `src`, in a forked sampler when `in_child`.
+/// Samples `fn` on the first `count` items of `src` after `setup`, in a forked sampler when `in_child`.
 template <class Fn, class T>
-auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child) {
-  return in_child ? run_sample_in_child(fn, src, count) : run_sample(fn, src, count);
+auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std::function<void()>& setup = {}) {
+  return in_child ? run_sample_in_child(fn, src, count, setup) : run_sample(fn, src, count, setup);
+}
+
+/// Samples `fn` on the first items of `src` as `options` say (sample size, setup), puts them back, and
+/// returns how many results fit in `options.memory_fraction` of available memory.
+template <class Fn, class T>
+std::size_t safe_batch_size_of(Fn& fn, source<T>& src, const optimize_options& options) {
+  validate(options);
+  auto sampled = sample(fn, src, options.sample_size, sample_in_child(), options.worker_setup);
+  src.replay(std::move(sampled.items));
+  return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, options.memory_fraction);
 }
 
 /// Samples and plans; fills `result`'s plan, data and sampled results.
@@ -81,7 +95,7 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
     return call_name<std::decay_t<Fn>, T>(method, fn, next_call_number());
   };
   static_cast<plan&>(result) = plan_collectively(name_call, options, mode, total, [&](bool in_child) {
-    sampled.emplace(sample(fn, src, options.sample_size, in_child));
+    sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup));
     return sampled->stats;
   });
   if (sampled) {
@@ -124,17 +138,17 @@ streaming_optimization_result<detail::item_type_t<Fn, Data>, detail::result_type
 
 /// Measures the results of `fn` on the first items and returns how many fit in `max_memory_fraction` of available memory.
 ///
-/// Items taken from a generator are put back when `data` is a source (copies of a source share its stream).
+/// Items taken from a generator are put back when `data` is a source (copies of a source share its
+/// stream). `worker_setup` runs once in the sampler before the sampled items (see optimize_options).
 template <class Fn, class Data>
-std::size_t estimate_safe_batch_size(Fn&& fn, Data&& data, double max_memory_fraction = 0.5, std::size_t sample_size = 5) {
+std::size_t estimate_safe_batch_size(Fn&& fn, Data&& data, double max_memory_fraction = 0.5, std::size_t sample_size = 5,
+                                     std::function<void()> worker_setup = {}) {
   optimize_options options;
   options.sample_size = sample_size;
   options.memory_fraction = max_memory_fraction;
-  validate(options);
+  options.worker_setup = std::move(worker_setup);
   auto src = make_source(std::forward<Data>(data));
-  auto sampled = detail::sample(fn, src, sample_size, detail::sample_in_child());
-  src.replay(std::move(sampled.items));
-  return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, max_memory_fraction);
+  return detail::safe_batch_size_of(fn, src, options);
 }
 
 }  // namespace amorsize

@@ -10,6 +10,7 @@
 #include <amorsize/source.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iostream>
 #include <iterator>
@@ -26,6 +27,19 @@ enum class error_policy {
   stop,        ///< Run nothing new after the first error; items not run get a "not run" error record.
 };
 
+/// One chunk's trip through a worker, for a trace: which worker ran which items, and when.
+struct chunk_span {
+  std::uint64_t id = 0;          ///< The chunk's number in this run (a serial run: the item's index).
+  int worker = 0;                ///< The worker that ran it: current_worker() in its items.
+  int rank = -1;                 ///< MPI rank of that worker; -1 without a launcher.
+  std::string host;              ///< Node name of the worker where the session knows it, else empty.
+  std::size_t first_index = 0;   ///< Source position of its first item.
+  std::size_t count = 0;         ///< Items in it.
+  double sent = 0.0;             ///< monotonic_seconds() on the root when the chunk was sent.
+  double received = 0.0;         ///< monotonic_seconds() on the root when its result came back.
+  double compute_seconds = 0.0;  ///< Seconds the worker spent running its items.
+};
+
 /// How a pool runs; unset values come from the plan the pool was made with.
 struct pool_options {
   std::optional<backend_kind> backend;      ///< serial, processes, threads or mpi (under a launcher: mpi).
@@ -37,6 +51,13 @@ struct pool_options {
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
   std::ostream* log = &std::cerr;           ///< Where verbose output and warnings (a changed backend, capped workers) go; null: nowhere.
+  /// Runs once in each worker before its first item (each process, replacements included; each
+  /// thread; each worker rank; the calling thread of a serial run); empty: none. If it throws, the
+  /// call throws setup_error. pool(plan) sets none: set it on a copy of `pool(plan).options()`.
+  std::function<void()> worker_setup;
+  /// Called on the root, in the thread that takes the records, once per chunk whose result came back
+  /// (a serial run: once per item), with its span; empty: nothing is recorded.
+  std::function<void(const chunk_span&)> on_chunk;
 };
 
 /// Throws input_error, naming the value and what to do, for options no run can use: a negative
@@ -70,19 +91,30 @@ struct call_request {
   std::size_t buffer_size = 0;                 ///< The call's window in items (0: the pool's).
 };
 
+/// Where a run's workers are, to describe their chunks as spans.
+struct worker_places {
+  std::vector<int> ranks;          ///< MPI rank of each worker, -1 without a launcher.
+  std::vector<std::string> hosts;  ///< Node name of each worker, empty where unknown.
+};
+
+/// Describes chunk `done`, run by a worker at `places`, as a span.
+chunk_span span_of(const worker_places& places, const engine::finished_chunk& done);
+
 /// One call's run, decided once: where it runs, its started workers and how the dispatcher feeds them.
 struct resolved_run {
   backend_kind backend = backend_kind::serial; ///< Where the items run.
   bool hands_records = true;                   ///< False on a non-root rank: it served the root's chunks and gets no records.
   std::unique_ptr<engine::backend> workers;    ///< The started workers; null runs serially in the calling thread.
   engine::dispatch_options dispatch;           ///< Chunk policy, window and order.
+  worker_places places;                        ///< Where the workers are (a serial run: worker 0, the calling thread).
 };
 
 /// Resolves the pool's options, the call and the session into one run and starts its workers with
-/// `task`: under MPI it first agrees on the call on every rank, and a non-root rank serves the
-/// root's chunks until it is told to stop; without a launcher a process that already runs threads
-/// gets threads (forking it is unsafe) and local workers are capped unless forced; both say so in
-/// options.log.
+/// `task` (each first runs options.worker_setup; a serial run runs it here): under MPI it first
+/// agrees on the call on every rank, and a non-root rank serves the root's chunks until it is told
+/// to stop; without a launcher a process that already runs threads gets threads (forking it is
+/// unsafe) and local workers are capped unless forced; both say so in options.log. Throws
+/// setup_error when the setup of a serial run throws.
 resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task);
 
 /// Under MPI, checks on every rank that all make the same call (`key` names it); else does nothing.

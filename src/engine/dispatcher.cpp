@@ -60,13 +60,13 @@ std::optional<finished_chunk> dispatcher::next() {
         // No worker is left: report what is left item by item rather than lose it.
         for (const in_flight& r : retry_) {
           const chunk& c = r.sent;
-          ready_.emplace(c.first_index, finished_chunk{c.first_index, c.count, codec_.fail(c.count, "no worker left to run it"), 0.0, -1});
+          ready_.emplace(c.first_index, failed_chunk(c.first_index, c.count, "no worker left to run it"));
         }
         retry_.clear();
         while (!draining_ && options_.total_items && !source_done_) {
           const std::size_t count = take(options_.schedule.chunksize).count;
           if (count == 0) break;
-          ready_.emplace(next_index_, finished_chunk{next_index_, count, codec_.fail(count, "no worker left to run it"), 0.0, -1});
+          ready_.emplace(next_index_, failed_chunk(next_index_, count, "no worker left to run it"));
           next_index_ += count;
           outstanding_ += count;
         }
@@ -141,7 +141,7 @@ void dispatcher::send(int worker, chunk c, bool single) {
   }
   ++held_[static_cast<std::size_t>(worker)];
   // Keep the payload until the answer comes: a worker that dies takes its copy with it.
-  flight_[c.id] = in_flight{c, worker, single};
+  flight_[c.id] = in_flight{c, worker, single, monotonic_seconds()};
   workers_.send(worker, std::move(c));
 }
 
@@ -199,10 +199,14 @@ void dispatcher::handle(event e) {
       result_bytes_per_item_ = static_cast<double>(done->payload.size()) / static_cast<double>(sent.count);
     }
     adapt(*done, sent.count);
-    ready_.emplace(sent.first_index, finished_chunk{sent.first_index, sent.count, std::move(done->payload),
-                                                    done->compute_seconds, done->worker});
+    ready_.emplace(sent.first_index,
+                   finished_chunk{sent.first_index, sent.count, std::move(done->payload), done->compute_seconds,
+                                  done->worker, sent.id, it->second.sent_at, monotonic_seconds()});
     flight_.erase(it);
     return;
+  }
+  if (const auto* failed = std::get_if<setup_failed>(&e)) {
+    throw setup_error::in_worker(failed->worker, failed->reason);  // once: the run ends here
   }
   auto& lost = std::get<worker_lost>(e);
   ++stats_.lost_workers;
@@ -220,15 +224,14 @@ void dispatcher::handle(event e) {
     chunk& sent = held.sent;
     if (held.single || sent.count <= 1) {
       // The item itself kills its worker: report it and go on.
-      ready_.emplace(sent.first_index,
-                     finished_chunk{sent.first_index, sent.count,
-                                    codec_.fail(sent.count, "its worker died while running it (" + lost.reason + ")"), 0.0, -1});
+      ready_.emplace(sent.first_index, failed_chunk(sent.first_index, sent.count,
+                                                    "its worker died while running it (" + lost.reason + ")"));
     } else {
       // Re-run the chunk item by item on other workers to find the item that killed this one.
       ++stats_.retried_chunks;
       std::vector<std::string> pieces = codec_.split(sent.payload);
       for (std::size_t i = 0; i < pieces.size(); ++i) {
-        retry_.push_back(in_flight{chunk{next_id_++, sent.first_index + i, 1, std::move(pieces[i])}, -1, true});
+        retry_.push_back(in_flight{chunk{next_id_++, sent.first_index + i, 1, std::move(pieces[i])}, -1, true, 0.0});
       }
     }
   }
@@ -264,6 +267,14 @@ void dispatcher::adapt(const chunk_result& r, std::size_t count) {
   // Measured or not, a chunk's message stays within a few MiB: a cheap function's ideal chunk
   // could otherwise hold millions of items, or gigabytes of results, read far ahead of the consumer.
   bound_chunk_size();
+}
+
+finished_chunk dispatcher::failed_chunk(std::size_t first_index, std::size_t count, const std::string& reason) const {
+  finished_chunk failed;
+  failed.first_index = first_index;
+  failed.count = count;
+  failed.payload = codec_.fail(count, reason);
+  return failed;
 }
 
 std::optional<finished_chunk> dispatcher::pop_ready() {

@@ -6,8 +6,10 @@
 // waits keep a waiting rank off the core that the root or a worker on the same node needs.
 #include <amorsize/engine/mpi_backend.hpp>
 #include <amorsize/error.hpp>
+#include <amorsize/worker.hpp>
 
 #include "../mpi_transport.hpp"
+#include "worker_number.hpp"
 
 #include <mpi.h>
 
@@ -115,11 +117,17 @@ class mpi_backend final : public backend {
       return std::nullopt;
     }
     const int worker = worker_of_rank_.at(static_cast<std::size_t>(received->source));
-    if (worker < 0 || (received->kind != tag::result && received->kind != tag::failed)) {
+    if (worker < 0 ||
+        (received->kind != tag::result && received->kind != tag::failed && received->kind != tag::setup_failed)) {
       throw error(exit_code::internal, "rank " + std::to_string(received->source) + " sent tag " +
                                            tag_number(received->kind) + " to the root while it dispatched");
     }
     std::deque<std::uint64_t>& held = held_[static_cast<std::size_t>(worker)];
+    if (received->kind == tag::setup_failed) {
+      lost_[static_cast<std::size_t>(worker)] = true;
+      held.clear();
+      return setup_failed{worker, "rank " + std::to_string(received->source) + ": " + received->bytes};
+    }
     if (received->kind == tag::failed) {
       lost_[static_cast<std::size_t>(worker)] = true;
       worker_lost lost{worker, {held.begin(), held.end()},
@@ -158,7 +166,8 @@ class mpi_backend final : public backend {
         }
         if (received->kind == tag::stopped) {
           --answers_due;
-        } else if (received->kind != tag::result && received->kind != tag::failed) {
+        } else if (received->kind != tag::result && received->kind != tag::failed &&
+                   received->kind != tag::setup_failed) {
           throw error(exit_code::internal, "rank " + std::to_string(received->source) + " sent tag " +
                                                tag_number(received->kind) + " while stopping");
         }
@@ -220,7 +229,7 @@ std::unique_ptr<backend> make_mpi_backend(session& s, std::vector<int> worker_ra
   return std::make_unique<mpi_backend>(mpi_transport::communicator_of(s), s.size(), std::move(worker_ranks));
 }
 
-std::size_t serve_chunks(session& s, const chunk_task& task) {
+std::size_t serve_chunks(session& s, const chunk_task& task, int worker, const worker_setup& setup) {
   require_mpi(s, "serve_chunks");
   if (s.is_root()) {
     throw error(exit_code::internal, "serve_chunks runs on the other ranks; the root makes the MPI backend");
@@ -230,6 +239,14 @@ std::size_t serve_chunks(session& s, const chunk_task& task) {
   incoming next;
   std::size_t ran = 0;
   bool abandoning = false;
+  if (worker >= 0) {
+    detail::set_process_worker(worker);
+    if (std::optional<std::string> failure = detail::try_worker_setup(setup)) {
+      // Like a task that threw: the root hears of it once, and this rank serves, idle, until stop.
+      results.start(comm, root_rank, tag::setup_failed, std::move(*failure));
+      abandoning = true;
+    }
+  }
   // The root answers each result with the next chunk at once, so after a result the reply is on its
   // way: waiting for it by sleeping would add the sleep's latency to every chunk that is not prefetched.
   for (incoming current = receive_next(comm, next, results, mpi_transport::brief_spin); current.kind != tag::stop;
@@ -265,6 +282,7 @@ std::size_t serve_chunks(session& s, const chunk_task& task) {
   }
   results.start(comm, root_rank, tag::stopped, {});
   results.finish();
+  detail::set_process_worker(0);  // user code between pool calls runs in no worker
   return ran;
 }
 

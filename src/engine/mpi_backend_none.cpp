@@ -19,6 +19,8 @@ std::unique_ptr<backend> make_mpi_backend(session& /*s*/, std::vector<int> /*wor
   no_mpi("the MPI backend");
 }
 
-std::size_t serve_chunks(session& /*s*/, const chunk_task& /*task*/) { no_mpi("serve_chunks"); }
+std::size_t serve_chunks(session& /*s*/, const chunk_task& /*task*/, int /*worker*/, const worker_setup& /*setup*/) {
+  no_mpi("serve_chunks");
+}
 
 }  // namespace amorsize::engine

@@ -2,7 +2,9 @@
 #include <amorsize/engine/local_backends.hpp>
 #include <amorsize/error.hpp>
 #include <amorsize/sample.hpp>
+#include <amorsize/worker.hpp>
 
+#include "worker_number.hpp"
 #include "worker_process.hpp"
 
 #include <algorithm>
@@ -14,11 +16,13 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <optional>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <system_error>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -33,10 +37,17 @@ struct chunk_header {
   std::uint64_t length = 0;
 };
 
-/// What precedes a result's payload on the way back; a failed task sends its reason as the payload.
+/// How a worker's answer turned out; a failure sends its reason as the payload.
+enum class outcome : std::uint64_t {
+  done = 0,         ///< The chunk ran; its records follow.
+  task_threw = 1,   ///< The chunk task threw for the chunk.
+  setup_threw = 2,  ///< The worker's setup threw before any chunk (no chunk is answered).
+};
+
+/// What precedes a result's payload on the way back.
 struct result_header {
   std::uint64_t id = 0;
-  std::uint64_t failed = 0;
+  outcome result = outcome::done;
   double compute_seconds = 0.0;
   std::uint64_t length = 0;
 };
@@ -55,24 +66,44 @@ std::string to_bytes(const T& value) {
   return {reinterpret_cast<const char*>(&value), sizeof value};
 }
 
-/// A worker's whole life: read a chunk, run the task, write the result, until the root hangs up.
+/// Writes one answer frame, `head` then `payload`, in one write (the root wakes once per small result).
+bool write_answer(int fd, result_header head, std::string& payload) {
+  head.length = payload.size();
+  payload.insert(0, to_bytes(head));
+  return detail::write_all(fd, payload.data(), payload.size());
+}
+
+/// Reads and drops what the root sends until it hangs up, so its writes never block on this worker.
+void drain_until_hang_up(int fd) {
+  std::array<char, 4096> sink{};
+  for (;;) {
+    const ssize_t n = ::read(fd, sink.data(), sink.size());
+    if (n == 0 || (n < 0 && errno != EINTR)) return;
+  }
+}
+
+/// A worker's whole life: run the setup, then read a chunk, run the task, write the result, until
+/// the root hangs up. A setup that throws is answered once; the worker then runs nothing.
 ///
 /// The child is a fork of a process that may have other threads, and it runs the user's task
 /// (allocating, locking, printing): a lock another thread held at the fork stays locked here
 /// forever. That is the hazard of multiprocessing's "fork" start method, accepted for the same
 /// reason (no exec, the task needs no registry); start the pool before starting threads.
-int worker_main(int fd, const chunk_task& task) {
-  chunk_header in;
-  std::string items;
+int worker_main(int fd, int worker, const chunk_task& task, const worker_setup& setup) {
+  detail::set_process_worker(worker);
   std::string out;
-  while (detail::read_all(fd, &in, sizeof in)) {
-    items.resize(in.length);
-    if (!detail::read_all(fd, items.data(), items.size())) return 1;
-    result_header head{in.id, 0, 0.0, 0};
-    head.failed = detail::run_task(task, items, out, head.compute_seconds) ? 0 : 1;
-    head.length = out.size();
-    out.insert(0, to_bytes(head));  // one write: the root wakes once per small result
-    if (!detail::write_all(fd, out.data(), out.size())) return 1;
+  if (std::optional<std::string> failure = detail::try_worker_setup(setup)) {
+    if (write_answer(fd, result_header{0, outcome::setup_threw, 0.0, 0}, *failure)) drain_until_hang_up(fd);
+  } else {
+    chunk_header in;
+    std::string items;
+    while (detail::read_all(fd, &in, sizeof in)) {
+      items.resize(in.length);
+      if (!detail::read_all(fd, items.data(), items.size())) return 1;
+      result_header head{in.id, outcome::done, 0.0, 0};
+      if (!detail::run_task(task, items, out, head.compute_seconds)) head.result = outcome::task_threw;
+      if (!write_answer(fd, head, out)) return 1;
+    }
   }
   std::fflush(stdout);  // the task's own output: start_child flushed the parent's before the fork
   std::fflush(stderr);
@@ -81,12 +112,12 @@ int worker_main(int fd, const chunk_task& task) {
 
 class process_backend final : public backend {
  public:
-  process_backend(int workers, chunk_task task) : task_(std::move(task)) {
+  process_backend(int workers, chunk_task task, worker_setup setup) : task_(std::move(task)), setup_(std::move(setup)) {
     if (workers < 1) throw input_error("a process pool needs at least one worker, not " + std::to_string(workers));
     if (!task_) throw input_error("a process pool needs a task to run");
     slots_.resize(static_cast<std::size_t>(workers));
     for (std::size_t w = 0; w < slots_.size(); ++w) {
-      if (!start(slots_[w])) {
+      if (!start(w)) {
         const int err = errno;
         stop();
         throw resource_error(detail::refused_message("worker process", w, slots_.size(), err));
@@ -180,9 +211,11 @@ class process_backend final : public backend {
     std::deque<std::uint64_t> held;    ///< Ids of the chunks the worker holds, oldest first.
   };
 
-  bool start(slot& s) {
+  /// Forks worker `w` into its slot; false when the system refuses.
+  bool start(std::size_t w) {
+    slot& s = slots_[w];
     s = slot{};
-    s.proc = detail::start_child([this](int fd) { return worker_main(fd, task_); });
+    s.proc = detail::start_child([this, w](int fd) { return worker_main(fd, static_cast<int>(w), task_, setup_); });
     if (s.proc.pid < 0) return false;
     ::fcntl(s.proc.fd, F_SETFL, ::fcntl(s.proc.fd, F_GETFL) | O_NONBLOCK);
     return true;
@@ -264,7 +297,9 @@ class process_backend final : public backend {
         pos += sizeof head + head.length;
       }
       if (auto it = std::find(s.held.begin(), s.held.end(), head.id); it != s.held.end()) s.held.erase(it);
-      if (head.failed != 0) {
+      if (head.result == outcome::setup_threw) {
+        ready_.emplace_back(setup_failed{w, std::move(payload)});
+      } else if (head.result == outcome::task_threw) {
         ready_.emplace_back(worker_lost{w, {head.id}, std::move(payload)});
       } else {
         deaths_in_a_row_ = 0;
@@ -289,7 +324,7 @@ class process_backend final : public backend {
     const std::size_t limit = 3 * slots_.size();
     if (++deaths_in_a_row_ > limit) {
       lost.reason += "; not replaced: " + std::to_string(limit) + " workers died in a row without finishing a chunk";
-    } else if (!start(s)) {
+    } else if (!start(w)) {
       lost.reason += "; not replaced: fork failed (" + std::string(std::strerror(errno)) + ")";
       s = slot{};
     }
@@ -297,6 +332,7 @@ class process_backend final : public backend {
   }
 
   chunk_task task_;
+  worker_setup setup_;
   std::vector<slot> slots_;
   std::deque<event> ready_;           ///< Events received and not yet handed out, oldest first.
   std::size_t deaths_in_a_row_ = 0;   ///< Workers lost since the last completed chunk.
@@ -314,8 +350,8 @@ bool fork_is_safe() {
   return process_threads() <= 1 + runtime_threads;
 }
 
-std::unique_ptr<backend> make_process_backend(int workers, chunk_task task) {
-  return std::make_unique<process_backend>(workers, std::move(task));
+std::unique_ptr<backend> make_process_backend(int workers, chunk_task task, worker_setup setup) {
+  return std::make_unique<process_backend>(workers, std::move(task), std::move(setup));
 }
 
 }  // namespace amorsize::engine

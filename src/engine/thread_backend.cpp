@@ -1,12 +1,15 @@
 // A pool of threads in this process, each with its own queue of chunks.
 #include <amorsize/engine/local_backends.hpp>
 #include <amorsize/error.hpp>
+#include <amorsize/worker.hpp>
 
+#include "worker_number.hpp"
 #include "worker_process.hpp"
 
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -18,7 +21,7 @@ namespace {
 
 class thread_backend final : public backend {
  public:
-  thread_backend(int workers, chunk_task task) : task_(std::move(task)) {
+  thread_backend(int workers, chunk_task task, worker_setup setup) : task_(std::move(task)), setup_(std::move(setup)) {
     if (workers < 1) throw input_error("a thread pool needs at least one worker, not " + std::to_string(workers));
     if (!task_) throw input_error("a thread pool needs a task to run");
     lanes_.reserve(static_cast<std::size_t>(workers));
@@ -94,8 +97,14 @@ class thread_backend final : public backend {
     std::thread thread;
   };
 
-  /// Worker `w`'s loop: run its chunks in the order sent until stop().
+  /// Worker `w`'s loop: run the setup, then its chunks in the order sent until stop(); a setup that
+  /// throws is reported once and the worker runs nothing.
   void serve(int w) {
+    detail::set_thread_worker(w);
+    if (std::optional<std::string> failure = detail::try_worker_setup(setup_)) {
+      report(setup_failed{w, std::move(*failure)});
+      return;
+    }
     lane& l = *lanes_[static_cast<std::size_t>(w)];
     for (;;) {
       chunk c;
@@ -108,18 +117,22 @@ class thread_backend final : public backend {
       }
       std::string out;
       double seconds = 0.0;
-      event e = detail::run_task(task_, c.payload, out, seconds)
-                    ? event{chunk_result{c.id, w, std::move(out), seconds}}
-                    : event{worker_lost{w, {c.id}, std::move(out)}};
-      {
-        const std::lock_guard lock(results_mutex_);
-        results_.push_back(std::move(e));
-      }
-      results_ready_.notify_one();
+      report(detail::run_task(task_, c.payload, out, seconds) ? event{chunk_result{c.id, w, std::move(out), seconds}}
+                                                                : event{worker_lost{w, {c.id}, std::move(out)}});
     }
   }
 
+  /// Hands `e` to the root's wait().
+  void report(event e) {
+    {
+      const std::lock_guard lock(results_mutex_);
+      results_.push_back(std::move(e));
+    }
+    results_ready_.notify_one();
+  }
+
   chunk_task task_;
+  worker_setup setup_;
   std::vector<std::unique_ptr<lane>> lanes_;
   std::mutex results_mutex_;
   std::condition_variable results_ready_;
@@ -129,8 +142,8 @@ class thread_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_thread_backend(int workers, chunk_task task) {
-  return std::make_unique<thread_backend>(workers, std::move(task));
+std::unique_ptr<backend> make_thread_backend(int workers, chunk_task task, worker_setup setup) {
+  return std::make_unique<thread_backend>(workers, std::move(task), std::move(setup));
 }
 
 }  // namespace amorsize::engine

@@ -1,6 +1,7 @@
 // The pool on several ranks, where it differs from a run without a launcher: ranks that sit out
-// when the pool asks for fewer workers than there are ranks, and a serial plan that runs on the
-// root alone. The scenarios both worlds share are in tests/pool_scenarios.cpp.
+// when the pool asks for fewer workers than there are ranks, a serial plan that runs on the root
+// alone, and what each worker rank is told (its setup, its number, its chunks' spans). The
+// scenarios both worlds share are in tests/pool_scenarios.cpp.
 //
 // Every rank makes the same pool calls in the same order; only the root gets records. Checks that
 // may differ between ranks are CHECKs made after the collective call, never REQUIREs inside it, so
@@ -8,11 +9,16 @@
 #include "../pool_scenarios.hpp"
 
 #include <amorsize/optimize.hpp>
+#include <amorsize/worker.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace amorsize;
@@ -95,4 +101,98 @@ TEST_CASE("a serial plan under MPI runs on the root only", "[mpi][pool]") {
           return r.ok() && r.value() == static_cast<int>(r.index()) - 1 ? "" : "wrong";
         }) == "");
   CHECK(calls_per_rank[0] == count);
+}
+
+namespace {
+
+/// Setups this rank ran, and the worker number each saw.
+std::vector<int> setups_seen;
+
+/// Returns the number of the worker running it; takes 2 ms so every worker rank gets items.
+int worker_running(const int& /*x*/) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return current_worker();
+}
+
+}  // namespace
+
+// Each worker rank runs the setup once before its items and knows its worker number; the root,
+// which runs no item, runs none (alone, it runs the items serially: worker 0, set up once). Chunk
+// spans name the rank and node of the worker that ran them.
+TEST_CASE("worker ranks run the setup once and know their worker number", "[mpi][pool]") {
+  session& s = session::current();
+  constexpr std::size_t count = 60;
+  setups_seen.clear();
+  pool_options options;
+  options.workers_per_node = {scenario_workers()};
+  options.schedule.chunksize = 2;
+  options.schedule.adaptive = false;
+  options.worker_setup = [] { setups_seen.push_back(current_worker()); };
+  std::vector<chunk_span> spans;
+  options.on_chunk = [&spans](const chunk_span& span) { spans.push_back(span); };
+  pool p(options);
+  const std::vector<item_result<int>> records = p.map(worker_running, iota_items(count));
+  const std::vector<unsigned long long> setups_per_rank = gather_counts(setups_seen.size());
+
+  INFO("rank " << s.rank() << " of " << s.size());
+  CHECK(current_worker() == 0);
+  if (!s.is_root()) {
+    CHECK(records.empty());
+    CHECK(setups_seen == std::vector<int>{s.rank() - 1});  // one node: worker w is rank w + 1
+    return;
+  }
+  const int workers = s.size() == 1 ? 1 : s.size() - 1;
+  CHECK(setups_per_rank[0] == (s.size() == 1 ? 1U : 0U));
+  for (std::size_t rank = 1; rank < setups_per_rank.size(); ++rank) CHECK(setups_per_rank[rank] == 1);
+  std::set<int> seen;
+  for (const auto& r : records) {
+    REQUIRE(r.ok());
+    CHECK(r.value() >= 0);
+    CHECK(r.value() < workers);
+    seen.insert(r.value());
+  }
+  CHECK(static_cast<int>(seen.size()) == workers);
+  std::vector<int> covered(count, 0);
+  for (const chunk_span& span : spans) {
+    CHECK(span.sent <= span.received);
+    CHECK(span.rank == (s.size() == 1 ? 0 : span.worker + 1));
+    CHECK(span.host == s.layout().nodes[0].hostname);
+    for (std::size_t i = span.first_index; i < span.first_index + span.count; ++i) {
+      ++covered.at(i);
+      CHECK(records[i].value() == span.worker);
+    }
+  }
+  CHECK(covered == std::vector<int>(count, 1));
+}
+
+// A setup that throws on one worker rank stops the root's call with setup_error naming that
+// worker; the other ranks are released, so the next collective call does not hang.
+TEST_CASE("a throwing setup on a worker rank stops the run with setup_error", "[mpi][pool]") {
+  session& s = session::current();
+  pool_options options;
+  options.workers_per_node = {scenario_workers()};
+  options.worker_setup = [] {
+    if (current_worker() == 0) throw std::runtime_error("cannot open model.bin");
+  };
+  pool p(options);
+  std::string failure;
+  int code = 0;
+  try {
+    p.map(worker_running, iota_items(200));
+  } catch (const setup_error& e) {
+    failure = e.what();
+    code = static_cast<int>(e.code());
+  }
+  const std::vector<unsigned long long> alive = gather_counts(1);  // every rank got here
+
+  INFO("rank " << s.rank() << " of " << s.size() << ": " << failure);
+  if (!s.is_root()) {
+    CHECK(failure.empty());
+    return;
+  }
+  CHECK(alive.size() == static_cast<std::size_t>(s.size()));
+  CHECK(code == 10);
+  CHECK(failure.find("worker 0 setup failed: ") != std::string::npos);
+  CHECK(failure.find("cannot open model.bin (the per-worker setup threw; fix it or run without it)") !=
+        std::string::npos);
 }

@@ -194,12 +194,13 @@ class stream_base : public stream_state<R> {
   std::size_t stop_index_ = 0;
 };
 
-/// Runs every item in the calling thread.
+/// Runs every item in the calling thread (worker 0 at `places`).
 template <class T, class R, class Fn>
 class serial_stream final : public stream_base<T, R> {
  public:
-  serial_stream(Fn fn, run_input<T, R> input, const pool_options& options)
-      : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->input_.known.size()) {
+  serial_stream(Fn fn, run_input<T, R> input, const pool_options& options, worker_places places)
+      : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->input_.known.size()),
+        places_(std::move(places)) {
     this->stats_.backend = backend_kind::serial;
     this->stats_.workers = 1;
   }
@@ -209,15 +210,21 @@ class serial_stream final : public stream_base<T, R> {
     if (this->stopping_) return std::nullopt;
     std::optional<T> item = this->input_.data.next();
     if (!item) return std::nullopt;
+    const std::size_t index = index_++;
     const double start = monotonic_seconds();
-    item_result<R> record = run_one<R>(fn_, *item, index_++);
-    this->stats_.compute_seconds += monotonic_seconds() - start;
+    item_result<R> record = run_one<R>(fn_, *item, index);
+    const double end = monotonic_seconds();
+    this->stats_.compute_seconds += end - start;
+    if (this->options_.on_chunk) {
+      this->options_.on_chunk(span_of(places_, engine::finished_chunk{index, 1, {}, end - start, 0, index, start, end}));
+    }
     return record;
   }
   std::size_t taken() const override { return index_; }
 
   Fn fn_;
   std::size_t index_;
+  worker_places places_;
 };
 
 /// Runs chunks on a backend through the dispatcher and unpacks their records.
@@ -225,8 +232,8 @@ template <class T, class R>
 class engine_stream final : public stream_base<T, R> {
  public:
   engine_stream(run_input<T, R> input, const pool_options& options, backend_kind kind,
-                std::unique_ptr<engine::backend> workers, engine::dispatch_options dispatch)
-      : stream_base<T, R>(std::move(input), options), workers_(std::move(workers)) {
+                std::unique_ptr<engine::backend> workers, engine::dispatch_options dispatch, worker_places places)
+      : stream_base<T, R>(std::move(input), options), workers_(std::move(workers)), places_(std::move(places)) {
     dispatch.first_index = this->input_.known.size();
     dispatch.total_items = this->total_;
     dispatcher_.emplace(*workers_, make_codec<T, R>(this->input_.data), std::move(dispatch));
@@ -251,6 +258,7 @@ class engine_stream final : public stream_base<T, R> {
         workers_->stop();
         return std::nullopt;
       }
+      if (this->options_.on_chunk && done->worker >= 0) this->options_.on_chunk(span_of(places_, *done));
       auto records = from_bytes<std::vector<item_result<R>>>(done->payload);
       for (std::size_t i = 0; i < records.size(); ++i) {
         records[i].set_index(done->first_index + i);
@@ -271,6 +279,7 @@ class engine_stream final : public stream_base<T, R> {
   std::size_t taken() const override { return dispatcher_->next_index(); }
 
   std::unique_ptr<engine::backend> workers_;
+  worker_places places_;
   std::optional<engine::dispatcher> dispatcher_;
   std::deque<item_result<R>> pending_;
 };
@@ -306,9 +315,12 @@ auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
   detail::resolved_run run = detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)));
   if (!run.hands_records) return stream(nullptr);
   auto input = detail::make_run_input<R>(std::forward<Data>(data));
-  if (!run.workers) return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, std::move(input), options_));
+  if (!run.workers) {
+    return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, std::move(input), options_, std::move(run.places)));
+  }
   return stream(std::make_unique<detail::engine_stream<T, R>>(std::move(input), options_, run.backend,
-                                                              std::move(run.workers), std::move(run.dispatch)));
+                                                              std::move(run.workers), std::move(run.dispatch),
+                                                              std::move(run.places)));
 }
 
 template <class Fn, class Data>
@@ -377,7 +389,9 @@ void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::siz
     } else {
       // Sampling happens on the root; the other ranks only serve, whatever their batch size.
       source<T> src = make_source(std::forward<Data>(data));
-      batch_size = detail::hands_records() ? estimate_safe_batch_size(fn, src) : 1;
+      optimize_options sampling;
+      sampling.worker_setup = options_.worker_setup;
+      batch_size = detail::hands_records() ? detail::safe_batch_size_of(fn, src, sampling) : 1;
       run(std::move(src), batch_size);
       return;
     }

@@ -5,6 +5,7 @@
 #include <amorsize/error.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/worker.hpp>
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
@@ -160,12 +161,14 @@ void finish_sample(sample_outcome<T, R>& out, sample_accumulator& sampled, doubl
   measure_serialization(out, result_seconds / timed, kept_bytes / timed);
 }
 
-/// Runs `fn` on the first `count` items of `src` one by one in this process and measures each call.
+/// Runs `setup` once, then `fn` on the first `count` items of `src` one by one in this process and
+/// measures each call.
 ///
-/// Throws empty_source_error when the source has no item, sample_error when every call threw and
-/// source_error when the source threw.
+/// Throws empty_source_error when the source has no item, sample_error when every call threw,
+/// source_error when the source threw and setup_error when `setup` threw.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
-sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count) {
+sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const std::function<void()>& setup = {}) {
+  run_setup_here(setup);
   sample_outcome<T, R> out;
   sample_accumulator sampled;
   call_meter meter;
@@ -210,14 +213,15 @@ struct sampled_call {
   double write_seconds = 0.0;     ///< Time the sampler took to serialize the result.
 };
 
-/// Runs `fn` on the first `count` items of `src` in a forked sampler process, one item at a time,
-/// and measures each call there; the root runs none of the user's code.
+/// Runs `setup` once, then `fn` on the first `count` items of `src` in a forked sampler process,
+/// one item at a time, and measures each call there; the root runs none of the user's code.
 ///
 /// User code may start threads (OpenMP, BLAS, TBB) that would make any later fork of the root
 /// unsafe, and may crash: both stay in the sampler. A sampler killed by an item reports that item
 /// as failed and is replaced. Throws like run_sample.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
-sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count) {
+sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count,
+                                         const std::function<void()>& setup = {}) {
   // The sampler's side: one item in, its cost and its result (or error) out.
   // The meter (and its watching thread) is made in the sampler, on its first item, never in the root.
   auto meter = std::make_shared<std::optional<call_meter>>();
@@ -244,7 +248,7 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
     body.insert(0, reinterpret_cast<const char*>(&answer), sizeof answer);
     return body;
   };
-  const std::unique_ptr<engine::backend> sampler = engine::make_process_backend(1, task);
+  const std::unique_ptr<engine::backend> sampler = engine::make_process_backend(1, task, setup);
 
   sample_outcome<T, R> out;
   sample_accumulator sampled;
@@ -272,6 +276,8 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
       } else {
         sampled.add_failure(index, done->payload.substr(sizeof answer));
       }
+    } else if (const auto* failed = std::get_if<engine::setup_failed>(&*event)) {
+      throw setup_error::in_worker(0, failed->reason);  // the sampler stops with `sampler`
     } else {
       const auto& lost = std::get<engine::worker_lost>(*event);
       sampled.add_failure(index, "its worker died while running it (" + lost.reason + ")");

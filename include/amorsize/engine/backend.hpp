@@ -34,14 +34,24 @@ struct worker_lost {
   std::string reason;                 ///< Why, e.g. "killed by signal 11 (Segmentation fault)".
 };
 
-/// What a backend reports: a finished chunk or a dead worker.
-using event = std::variant<chunk_result, worker_lost>;
+/// A worker whose per-worker setup threw; it runs no chunk, and the run must stop.
+struct setup_failed {
+  int worker = -1;     ///< The worker whose setup threw.
+  std::string reason;  ///< What the setup threw.
+};
+
+/// What a backend reports: a finished chunk, a dead worker or a worker whose setup threw.
+using event = std::variant<chunk_result, worker_lost, setup_failed>;
 
 /// Runs one chunk on a worker: serialized items in, serialized per-item records out.
 ///
 /// It must encode an item's exception as that item's error record, never throw for it; it sets
 /// `compute_seconds` to the time spent in the user's function.
 using chunk_task = std::function<std::string(const std::string& items, double& compute_seconds)>;
+
+/// Prepares a worker once, in the worker, before its first chunk (the user's per-worker setup);
+/// empty: nothing to prepare. What it throws is reported as setup_failed.
+using worker_setup = std::function<void()>;
 
 /// A set of workers that run chunks; only the root talks to it.
 class backend {

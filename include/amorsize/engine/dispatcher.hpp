@@ -6,6 +6,7 @@
 #include <amorsize/schedule.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -50,6 +51,9 @@ struct finished_chunk {
   std::string payload;           ///< Per-item records, serialized by the typed layer (or by codec.fail).
   double compute_seconds = 0.0;  ///< Seconds the worker spent on it.
   int worker = -1;               ///< The worker that ran it (-1 when it failed with its worker).
+  std::uint64_t id = 0;          ///< The chunk's id (meaningful when a worker ran it).
+  double sent = 0.0;             ///< monotonic_seconds() when the root sent it (0 when no worker ran it).
+  double received = 0.0;         ///< monotonic_seconds() when its result reached the root (0 when no worker ran it).
 };
 
 /// Counters of a run, for reports and tests.
@@ -72,7 +76,8 @@ class dispatcher {
   dispatcher(backend& workers, chunk_codec codec, dispatch_options options);
 
   /// Returns the next finished chunk (in source order when ordered), or nullopt once every item is handed over;
-  /// rethrows what the source threw once every item read before it is handed over.
+  /// rethrows what the source threw once every item read before it is handed over; throws setup_error
+  /// when a worker's setup threw.
   std::optional<finished_chunk> next();
 
   /// Sends no further chunk; chunks in flight still finish and are handed over.
@@ -89,6 +94,7 @@ class dispatcher {
     chunk sent;
     int worker = -1;
     bool single = false;  // a piece of a chunk split after its worker died
+    double sent_at = 0.0;  // monotonic_seconds() when it was sent
   };
 
   void fill_workers();
@@ -104,6 +110,8 @@ class dispatcher {
   [[nodiscard]] int alive_workers() const;
   [[nodiscard]] std::size_t window() const;
   std::optional<finished_chunk> pop_ready();
+  /// A chunk no worker finished: each of its `count` items failed with `reason`.
+  [[nodiscard]] finished_chunk failed_chunk(std::size_t first_index, std::size_t count, const std::string& reason) const;
 
   backend& workers_;
   chunk_codec codec_;

@@ -11,15 +11,15 @@ namespace amorsize::engine {
 /// inherit a lock another thread held (GNU libgomp, for one, deadlocks in such a child).
 bool fork_is_safe();
 
-/// Forks `workers` processes that run `task` on the chunks they are sent (crash-isolated, like
-/// multiprocessing.Pool). A worker that dies is reported as worker_lost with the chunks it held
-/// and replaced by a fresh fork. Never call it after MPI_Init, nor where fork_is_safe() is false.
+/// Forks `workers` processes that run `setup` once each, then `task` on the chunks they are sent
+/// (crash-isolated, like multiprocessing.Pool). A worker that dies is reported as worker_lost with
+/// the chunks it held and replaced by a fresh fork (which runs `setup` again). Never call it after MPI_Init, nor where fork_is_safe() is false.
 /// Throws resource_error when the system refuses a process.
-std::unique_ptr<backend> make_process_backend(int workers, chunk_task task);
+std::unique_ptr<backend> make_process_backend(int workers, chunk_task task, worker_setup setup = {});
 
-/// Starts `workers` threads in this process that run `task`; no isolation, no fork, no copies of
+/// Starts `workers` threads in this process that run `setup` once each, then `task`; no isolation, no fork, no copies of
 /// the process (for cheap in-process functions with large results). Throws resource_error when
 /// the system refuses a thread.
-std::unique_ptr<backend> make_thread_backend(int workers, chunk_task task);
+std::unique_ptr<backend> make_thread_backend(int workers, chunk_task task, worker_setup setup = {});
 
 }  // namespace amorsize::engine

@@ -24,6 +24,8 @@ std::unique_ptr<backend> make_mpi_backend(session& s, std::vector<int> worker_ra
 
 /// A non-root rank's side: runs the chunks the root sends with `task` until the root says stop,
 /// waiting without spinning a core; returns the number of chunks it ran (0 for a rank sitting out).
-std::size_t serve_chunks(session& s, const chunk_task& task);
+/// A worker rank passes its worker number `worker` (current_worker() returns it) and runs `setup`
+/// first; a rank sitting out passes -1 and runs no setup.
+std::size_t serve_chunks(session& s, const chunk_task& task, int worker = -1, const worker_setup& setup = {});
 
 }  // namespace amorsize::engine

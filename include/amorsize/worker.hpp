@@ -1,0 +1,25 @@
+#pragma once
+/// What user code can ask about the worker it runs in, and the per-worker setup's plumbing.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace amorsize {
+
+/// Returns the 0-based number of the worker running the calling item (the dispatcher's number:
+/// the process or thread index, under MPI the worker rank's index); 0 in the sampler and in a serial run.
+int current_worker() noexcept;
+
+namespace detail {
+
+/// Runs the per-worker `setup` (empty: nothing) in the calling thread; returns the message of what it
+/// threw, or nullopt when it did not throw.
+std::optional<std::string> try_worker_setup(const std::function<void()>& setup) noexcept;
+
+/// Runs `setup` for a run in the calling thread (a serial run, an in-process sampler, worker 0);
+/// throws setup_error when it throws.
+void run_setup_here(const std::function<void()>& setup);
+
+}  // namespace detail
+}  // namespace amorsize

@@ -11,7 +11,7 @@ namespace amorsize::jobs {
 void synthetic_job::add_options(CLI::App& command) {
   constexpr auto most = std::numeric_limits<std::uint64_t>::max();
   runner::add_text(command, "--dist", dist, "Item durations: constant, uniform, lognormal, pareto, increasing, decreasing");
-  runner::add_number(command, "--mean-ms", mean_ms, 0.0, 3.6e6, "Mean item duration in milliseconds");
+  runner::add_number(command, "--mean-ms", mean_ms, 1e-6, 3.6e6, "Mean item duration in milliseconds");
   runner::add_number(command, "--cv", cv, 0.0, 100.0, "Coefficient of variation of item durations");
   runner::add_text(command, "--work", work, "spin (busy, uses CPU) or sleep (idle, emulates many workers)");
   runner::add_number(command, "--threads", threads, 1, max_threads, "Threads inside each item");

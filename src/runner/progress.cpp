@@ -142,6 +142,8 @@ void progress_meter::finish(const progress_counts& counts) {
 
 void progress_meter::draw(const progress_counts& counts, bool last) {
   const std::string line = format_progress(counts, noun_);
+  if (style_ == progress_style::lines && line == last_line_) return;  // a final line that says nothing new
+  last_line_ = line;
   if (style_ == progress_style::redraw) {
     out_ << '\r' << line << "\x1b[K";
     if (last) out_ << '\n';
@@ -166,9 +168,7 @@ std::string format_summary(const run_summary& s) {
                             duration_text(s.planning_seconds) + ", running " + duration_text(s.running_seconds) +
                             " (tail " + duration_text(s.tail_seconds) + ")";
 
-  std::string out = counts + "\n" + speedups + "\n" + times + "\n";
-  if (s.failed > 0) out += "amorsize: " + format_failure_line(s) + "\n";
-  return out;
+  return counts + "\n" + speedups + "\n" + times + "\n";
 }
 
 std::string format_failure_line(const run_summary& s) {

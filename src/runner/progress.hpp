@@ -75,6 +75,7 @@ class progress_meter {
   std::string noun_;
   double next_due_;
   bool finished_ = false;
+  std::string last_line_;  // the last line drawn
 };
 
 /// What a run did, in numbers, for the lines printed at its end.
@@ -97,8 +98,8 @@ struct run_summary {
 
 /// Returns the lines printed on stderr at the end of a run, each prefixed `amorsize: ` and ended
 /// with a newline: counts and wall time, speedups and efficiency (measured / workers), the time
-/// spent in each phase, and the failure line when an item failed; an unknown or non-finite value
-/// shows as `--`, never as nan or inf.
+/// spent in each phase (the failure line is format_failure_line's, printed even with --quiet); an
+/// unknown or non-finite value shows as `--`, never as nan or inf.
 std::string format_summary(const run_summary& summary);
 
 /// Returns exactly one line, without a newline, such as

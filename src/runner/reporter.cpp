@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 namespace amorsize::runner::detail {
 namespace {
@@ -67,6 +68,8 @@ struct run_reporter::impl {
   std::unique_ptr<trace_writer> trace;
   std::unique_ptr<progress_meter> progress;
   int root_track = -1;
+  int sampler_track = -1;
+  std::map<int, int> rank_of_worker;  // learnt from the chunk spans, so a worker's tasks share its chunks' track
   std::string host = node_name();
 
   double start = monotonic_seconds();
@@ -80,6 +83,7 @@ struct run_reporter::impl {
   std::optional<std::size_t> total;
   int workers = 1;
   std::string first_failure;
+  std::size_t sampled = 0;
   std::size_t sampled_failures = 0;
   std::string first_sampled_failure;
 
@@ -157,6 +161,7 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   if (m.trace_file) {
     m.trace = std::make_unique<trace_writer>(*m.trace_file, m.epoch_of(m.start));
     m.root_track = m.trace->track(m.host, "root");
+    m.sampler_track = m.trace->track(m.host, "sampler");
   }
   // Records on a terminal and a progress line redrawn over them would garble each other.
   const bool records_on_terminal = !m.output_file && isatty(STDOUT_FILENO) == 1;
@@ -182,6 +187,7 @@ void run_reporter::sampled_failure(std::size_t index, const std::string& failure
 void run_reporter::planned(const plan& p, std::size_t sampled) {
   impl& m = *impl_;
   m.planned_at = monotonic_seconds();
+  m.sampled = sampled;
   m.sampling_seconds = p.profile.sampling_seconds;
   m.total = p.profile.total_items;
   m.workers = p.serial ? 1 : p.n_jobs;
@@ -211,6 +217,7 @@ pool_options run_reporter::running_options(const plan& p) {
   po.on_chunk = [&m](const chunk_span& c) {
     m.last_sent = std::max(m.last_sent, c.sent);
     if (!m.trace) return;
+    m.rank_of_worker[c.worker] = c.rank;
     m.trace->span(m.worker_track(c.host, c.worker, c.rank), "chunk " + std::to_string(c.id), "chunk", m.epoch_of(c.sent),
                   c.received - c.sent,
                   {{"first_index", c.first_index}, {"items", c.count}, {"compute_seconds", c.compute_seconds}});
@@ -231,7 +238,11 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
   *m.out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
   if (m.trace && fields.timing) {
     const item_timing& t = *fields.timing;
-    m.trace->span(m.worker_track(t.host, t.worker, -1), singular(m.noun) + " " + std::to_string(index + 1), m.noun,
+    // The sampled items ran in the sampler, on the root's node; the others on their worker.
+    const auto rank = m.rank_of_worker.find(t.worker);
+    const int track = index < m.sampled ? m.sampler_track
+                                        : m.worker_track(t.host, t.worker, rank == m.rank_of_worker.end() ? -1 : rank->second);
+    m.trace->span(track, singular(m.noun) + " " + std::to_string(index + 1), m.noun,
                   t.start, t.seconds, {{"index", index}, {"ok", ok}});
   }
   m.count(ok);

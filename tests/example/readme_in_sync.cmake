@@ -1,16 +1,26 @@
-# Checks that the README's section "Your own program under mpirun or srun" shows the example as it is:
-# its ```cpp block is record_digests.cpp from `int main(` on, its last ```bash block record_digests.sbatch.
+# Checks that the README shows the examples as they are: in "Your own program under mpirun or srun",
+# its ```cpp block is docs/examples/record_digests.cpp from `int main(` on and its last ```bash block
+# record_digests.sbatch; in "A job of your own", its ```cpp block is jobs/example/primes.cpp from
+# `struct primes_job {` on.
 file(READ ${SOURCE_DIR}/README.md readme)
-string(FIND "${readme}" "## Your own program under mpirun or srun" start)
-if(start EQUAL -1)
-  message(FATAL_ERROR "README.md has no section 'Your own program under mpirun or srun'")
-endif()
-string(SUBSTRING "${readme}" ${start} -1 section)
-string(FIND "${section}" "\n## " end)
-string(SUBSTRING "${section}" 0 ${end} section)
 
-# Returns in `out` the body of the block that starts with `fence` (its last one when `last` is set).
-function(fenced_block fence last out)
+# Returns in `out` the README's section under `heading`, up to the next heading of its level or above.
+function(readme_section heading out)
+  string(FIND "${readme}" "${heading}\n" start)
+  if(start EQUAL -1)
+    message(FATAL_ERROR "README.md has no heading '${heading}'")
+  endif()
+  string(SUBSTRING "${readme}" ${start} -1 section)
+  string(LENGTH "${heading}" skip)
+  string(SUBSTRING "${section}" ${skip} -1 body)
+  string(REGEX MATCH "^#+" level "${heading}")
+  string(FIND "${body}" "\n${level} " end)
+  string(SUBSTRING "${body}" 0 ${end} body)
+  set(${out} "${body}" PARENT_SCOPE)
+endfunction()
+
+# Returns in `out` the body of the block of `section` that starts with `fence` (its last one when `last` is set).
+function(fenced_block section fence last out)
   if(last)
     string(FIND "${section}" "${fence}" at REVERSE)
   else()
@@ -27,16 +37,20 @@ function(fenced_block fence last out)
   set(${out} "${body}" PARENT_SCOPE)
 endfunction()
 
-file(READ ${SOURCE_DIR}/docs/examples/record_digests.cpp program)
-string(FIND "${program}" "int main(" at)
-string(SUBSTRING "${program}" ${at} -1 main)
-fenced_block("```cpp\n" FALSE shown_main)
-if(NOT shown_main STREQUAL main)
-  message(FATAL_ERROR "README.md's main differs from docs/examples/record_digests.cpp: copy it again")
-endif()
-file(READ ${SOURCE_DIR}/docs/examples/record_digests.sbatch script)
-fenced_block("```bash\n" TRUE shown_script)
-if(NOT shown_script STREQUAL script)
-  message(FATAL_ERROR "README.md's sbatch script differs from docs/examples/record_digests.sbatch: copy it again")
-endif()
-message(STATUS "README.md shows docs/examples as they are")
+# Fails unless the block of `section` that starts with `fence` is `file` from the text `from` on.
+function(check_shown section fence last file from)
+  file(READ ${SOURCE_DIR}/${file} text)
+  string(FIND "${text}" "${from}" at)
+  string(SUBSTRING "${text}" ${at} -1 text)
+  fenced_block("${section}" "${fence}" ${last} shown)
+  if(NOT shown STREQUAL text)
+    message(FATAL_ERROR "README.md differs from ${file} (from '${from}' on): copy it again")
+  endif()
+endfunction()
+
+readme_section("## Your own program under mpirun or srun" program_section)
+check_shown("${program_section}" "```cpp\n" FALSE docs/examples/record_digests.cpp "int main(")
+check_shown("${program_section}" "```bash\n" TRUE docs/examples/record_digests.sbatch "")
+readme_section("### A job of your own" job_section)
+check_shown("${job_section}" "```cpp\n" FALSE jobs/example/primes.cpp "struct primes_job {")
+message(STATUS "README.md shows docs/examples and jobs/example as they are")

@@ -3,6 +3,7 @@
 #include <amorsize/error.hpp>
 
 #include <array>
+#include <cctype>
 #include <optional>
 #include <utility>
 
@@ -27,6 +28,12 @@ bool placeholder_char(char c) { return c == '/' || c == '.' || c == '#' || c == 
 /// text. A brace pair holding up to two placeholder characters that GNU parallel does not define is an error.
 std::optional<placeholder> read_placeholder(std::string_view text, std::size_t& pos) {
   if (text[pos] != '{') return std::nullopt;
+  std::size_t digits = pos + 1;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0) ++digits;
+  if (digits > pos + 1 && digits < text.size() && text[digits] == '}') {
+    throw input_error("GNU parallel's positional placeholder " + std::string(text.substr(pos, digits + 1 - pos)) +
+                      " is not supported (a task is one line): use {} {.} {/} {//} {/.} {#} or {%}");
+  }
   std::size_t end = pos + 1;
   while (end < text.size() && end - pos <= 2 && placeholder_char(text[end])) ++end;
   if (end >= text.size() || text[end] != '}') return std::nullopt;

@@ -2,11 +2,13 @@
 
 #include "jobs/shell_job.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -73,16 +75,27 @@ void shell_job::check() const {
       throw input_error("--input " + input + " cannot be read: " + std::strerror(errno));
     }
     if (S_ISDIR(info.st_mode)) throw input_error("--input " + input + " is a folder: give a file with one task per line");
-    if (!std::ifstream(input)) throw input_error("--input " + input + " cannot be read: " + std::strerror(errno));
+    // A pipe or FIFO can be read once: only the run reads it; a file is tried here.
+    if (S_ISREG(info.st_mode) && !std::ifstream(input)) {
+      throw input_error("--input " + input + " cannot be read: " + std::strerror(errno));
+    }
   }
   if (!results.empty()) {
-    if (::mkdir(results.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw input_error("--results " + results + " cannot be made: " + std::strerror(errno));
-    }
-    if (::access(results.c_str(), W_OK | X_OK) != 0) {
-      throw input_error("--results " + results + " is not a writable folder: " + std::strerror(errno));
-    }
+    std::error_code ec;
+    std::filesystem::create_directories(results, ec);
+    if (ec) throw input_error("--results " + results + " cannot be made: " + ec.message());
+    // Permissions do not tell (root, read-only mounts, /proc): write a file and remove it.
+    const std::string probe = results + "/.amorsize-probe-" + std::to_string(::getpid());
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw input_error("--results " + results + " is not a folder tasks can write to: " + std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
   }
+}
+
+std::vector<std::string> shell_job::inputs() const {
+  if (input == "-") return {};
+  return {input};
 }
 
 source<shell_item> shell_job::items() const {
@@ -92,7 +105,8 @@ source<shell_item> shell_job::items() const {
   if (input == "-") {
     in = std::shared_ptr<std::istream>(&std::cin, [](std::istream*) {});
   } else {
-    size = count_tasks(input);
+    struct stat info {};
+    if (::stat(input.c_str(), &info) == 0 && S_ISREG(info.st_mode)) size = count_tasks(input);  // a pipe is read once
     in = std::make_shared<std::ifstream>(input);
   }
   return make_source(

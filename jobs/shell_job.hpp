@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace amorsize::jobs {
 
@@ -57,12 +58,14 @@ struct shell_job {
   std::string command;               ///< --command: the template.
   bool use_shell = false;            ///< --shell: run the substituted template with /bin/sh -c.
   std::size_t capture_bytes = 65536; ///< --capture-bytes: bytes of stdout and of stderr kept per record.
-  std::string results;               ///< --results: a folder for each task's whole stdout and stderr instead.
+  std::string results;               ///< --results: a folder (made if missing) for each task's whole stdout and stderr instead.
 
   /// Binds the options above to `command`.
   void add_options(CLI::App& command);
   /// On the root, before anything runs: the template parses, the input is readable, the results folder writable.
   void check() const;
+  /// Returns the task list's path (none for stdin): no output of the run may overwrite it.
+  [[nodiscard]] std::vector<std::string> inputs() const;
   /// Returns the tasks: the input's lines that are not blank, read as the run goes (on the root only).
   [[nodiscard]] source<item_type> items() const;
   /// Returns the function that runs one task and reports it.

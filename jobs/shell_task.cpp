@@ -228,6 +228,13 @@ task_outcome run_task(const std::vector<std::string>& argv, const capture_option
   outcome.start = epoch_seconds();
   const double began = monotonic_seconds();
   const std::string name = argv.empty() ? std::string() : argv[0];
+  // An argument ends at its first NUL byte: run nothing rather than something else than the record says.
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i].find('\0') != std::string::npos) {
+      return with_failure(std::move(outcome), 126,
+                          "argument " + std::to_string(i) + " holds a NUL byte (from the input line), which no command can receive: not run");
+    }
+  }
 
   output_streams streams;
   const bool to_files = !capture.results_dir.empty();

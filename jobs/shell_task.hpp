@@ -49,7 +49,8 @@ struct task_outcome {
 /// A command that is not started is reported as a shell would: exit 127 "command not found: NAME";
 /// exit 126 "permission denied: NAME", "cannot write results: PATH: REASON" (results_dir cannot be
 /// written, so the command is not started), "cannot capture output: REASON" or "cannot start NAME:
-/// REASON" (a file without #! is not handed to /bin/sh). Exit -1 "exit status lost: REASON" when
+/// REASON" (a file without #! is not handed to /bin/sh), or "argument N holds a NUL byte" (not
+/// started: the argument would end there). Exit -1 "exit status lost: REASON" when
 /// this process ignores SIGCHLD, so the kernel reaps the command.
 task_outcome run_task(const std::vector<std::string>& argv, const capture_options& capture, const std::string& stem);
 

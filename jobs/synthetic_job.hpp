@@ -41,6 +41,10 @@ struct synthetic_job {
   [[nodiscard]] auto function() const {
     return [p = params()](item_type index) { return run_item(p, index); };
   }
+  /// Returns why the items need worker processes: --crash-every aborts the process running the item.
+  [[nodiscard]] std::string needs_processes() const {
+    return crash_every > 0 ? "--crash-every aborts the process that runs the item" : std::string();
+  }
   /// Returns a result's fields: {"result": {"bytes": N, "digest": "..."}}.
   [[nodiscard]] runner::record_fields record(const result_type& result) const;
 };

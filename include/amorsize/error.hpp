@@ -18,6 +18,7 @@ enum class exit_code : int {
   source_failed = 8,   ///< The input source threw while it was read; records of items read before it were delivered.
   out_of_resources = 9,///< The system refused another process or thread (fork or thread creation failed).
   setup_failed = 10,   ///< The per-worker setup threw in a worker (or the sampler), so the run stopped.
+  output_failed = 11,  ///< An output (records, report, trace) could not be written: a full disk, a closed pipe.
   internal = 70,       ///< A bug in amorsize: please report it with the command line.
 };
 
@@ -67,6 +68,13 @@ class resource_error : public error {
  public:
   /// Creates a resource error whose message names the limit and what to do.
   explicit resource_error(const std::string& message) : error(exit_code::out_of_resources, message) {}
+};
+
+/// Thrown when an output of a run cannot be written (amorsize-run's --output, --report, --trace).
+class output_error : public error {
+ public:
+  /// Creates an output error whose message names the output and why.
+  explicit output_error(const std::string& message) : error(exit_code::output_failed, message) {}
 };
 
 /// Thrown when the per-worker setup (pool_options::worker_setup, optimize_options::worker_setup)

@@ -57,6 +57,9 @@ struct record_fields {
 ///
 /// Optional members, used when present:
 /// - `void check() const`: runs on the root before anything else; throws input_error for bad input;
+/// - `std::vector<std::string> inputs() const`: files it reads, which no output may overwrite;
+/// - `std::string needs_processes() const`: non-empty (the reason) when its items need worker
+///   processes (they may crash the process, or are not thread-safe): the run uses processes;
 /// - `void setup() const`: runs once in each worker before its first item (pool_options::worker_setup);
 /// - `static constexpr std::string_view noun`: what an item is called in messages ("tasks"; default "items").
 template <class J>

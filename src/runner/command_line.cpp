@@ -4,6 +4,7 @@
 #include <amorsize/runner.hpp>
 
 #include <iostream>
+#include <regex>
 #include <stdexcept>
 
 namespace amorsize::runner {
@@ -22,21 +23,37 @@ std::string job_names(const job_registry& jobs) {
   return names;
 }
 
-/// Throws a usage error when `plan` or `run` is not followed by one of the jobs, which CLI11 would
-/// report less helpfully.
+/// Throws a usage error when the command is not `plan` or `run` followed by one of the jobs, which
+/// CLI11 would report less helpfully.
 void check_job_named(const job_registry& jobs, int argc, char** argv) {
-  if (argc < 2) return;
+  if (argc < 2 || argv[1][0] == '-') return;
   const std::string command = argv[1];
-  if (command != "plan" && command != "run") return;
-  if (argc < 3 || argv[2][0] == '-') {
-    if (argc >= 3 && (std::string(argv[2]) == "-h" || std::string(argv[2]) == "--help")) return;
-    throw error(exit_code::usage, command + " needs a job: " + job_names(jobs) + " (e.g. " + command + " " +
-                                      jobs.entries().front().name + " --help)");
+  if (command != "plan" && command != "run") {
+    throw error(exit_code::usage, "unknown command '" + command + "': use plan or run, e.g. run " + jobs.entries().front().name +
+                                      " --help");
+  }
+  const std::string example = " (e.g. " + command + " " + jobs.entries().front().name + " --help)";
+  if (argc < 3) throw error(exit_code::usage, command + " needs a job: " + job_names(jobs) + example);
+  if (argv[2][0] == '-') {
+    const std::string option = argv[2];
+    if (option == "-h" || option == "--help") return;
+    throw error(exit_code::usage, "options go after the job: " + command + " JOB " + option + " ...; the jobs are: " +
+                                      job_names(jobs) + example);
   }
   for (const auto& e : jobs.entries()) {
     if (e.name == argv[2]) return;
   }
   throw error(exit_code::usage, "unknown job '" + std::string(argv[2]) + "': the jobs are: " + job_names(jobs));
+}
+
+/// Returns CLI11's message for the common mistakes in plain words: a value missing, an option twice.
+std::string plain_words(const std::string& message) {
+  static const std::regex missing(R"(^(-[-\w]+): 1 required \w+ missing$)");
+  static const std::regex twice(R"(^(-[-\w]+): At Most 1 required but received \d+$)");
+  std::smatch m;
+  if (std::regex_match(message, m, missing)) return m[1].str() + " needs a value";
+  if (std::regex_match(message, m, twice)) return m[1].str() + " is given more than once: give it once";
+  return message;
 }
 
 }  // namespace
@@ -84,7 +101,7 @@ int run_command_line(const job_registry& jobs, int argc, char** argv, std::strin
     } catch (const CLI::CallForAllHelp& e) {
       return app.exit(e);
     } catch (const CLI::ParseError& e) {
-      if (prints_messages()) std::cerr << name << ": " << e.what() << " (see " << name << " --help)\n";
+      if (prints_messages()) std::cerr << name << ": " << plain_words(e.what()) << " (see " << name << " --help)\n";
       return static_cast<int>(exit_code::usage);
     }
     for (const bound_job& b : bound) {

@@ -33,6 +33,7 @@ std::string range_text(T min, T max) {
 
 template <class T>
 T parse_number(std::string_view text, std::string_view option, T min, T max) {
+  if (text.empty()) throw input_error(std::string(option) + " must not be empty: give " + range_text(min, max) + " or leave the option out");
   const std::string what = std::string(option) + " must be " + range_text(min, max) + ", got '" + std::string(text) + "'";
   T value{};
   const char* first = text.data();
@@ -71,6 +72,18 @@ CLI::Option* add_text(CLI::App& command, const std::string& name, std::string& t
 }
 
 namespace detail {
+
+void require_processes(optimize_options& options, const std::string& reason) {
+  if (reason.empty()) return;
+  if (session::current().mpi()) {
+    throw input_error(reason + ": the job runs only without a launcher, on local worker processes");
+  }
+  if (options.backend && *options.backend != backend_kind::processes) {
+    throw input_error("--backend " + std::string(to_string(*options.backend)) + " cannot run this job: " + reason +
+                      "; use --backend processes");
+  }
+  options.backend = backend_kind::processes;
+}
 
 optimize_options planner_cli::options() const {
   optimize_options o;
@@ -119,9 +132,10 @@ void add_run_options(CLI::App& command, run_cli& r) {
   add_text(command, "--on-error", r.on_error, "keep-going (default) or stop at the first failed item");
   add_text(command, "--trace", r.trace, "Write a Chrome trace (Perfetto, chrome://tracing) of the run here");
   auto* on = command.add_flag_callback("--progress", [&r] { r.progress = true; }, "Show progress on stderr even off a terminal");
-  command.add_flag_callback("--no-progress", [&r] { r.progress = false; }, "Show no progress")->excludes(on);
+  auto* off = command.add_flag_callback("--no-progress", [&r] { r.progress = false; }, "Show no progress")->excludes(on);
   add_number(command, "--progress-interval", r.progress_interval, 0.1, 86400.0,
-             "Off a terminal: print a progress line every SECONDS (Slurm logs)");
+             "Off a terminal: print a progress line every SECONDS (Slurm logs)")
+      ->excludes(off);
   command.add_flag("-q,--quiet", r.quiet, "No summary at the end (errors are still reported)");
 }
 

@@ -6,10 +6,15 @@
 #include "progress.hpp"
 #include "trace.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -17,12 +22,36 @@
 namespace amorsize::runner::detail {
 namespace {
 
-/// Opens `path` for writing, or returns null for an empty path; throws input_error when it cannot.
-std::unique_ptr<std::ofstream> open_output(const std::string& path, const char* option) {
-  if (path.empty()) return nullptr;
-  auto file = std::make_unique<std::ofstream>(path);
-  if (!*file) throw input_error(std::string(option) + " " + path + " cannot be opened for writing: check the folder exists");
-  return file;
+/// Returns why `path` cannot be written, or an empty text; an existing file is neither truncated
+/// nor changed, and a missing one is made and removed again.
+std::string unwritable(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) return "is a folder";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return std::strerror(errno);
+    ::close(fd);
+    return {};
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return std::strerror(errno);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return {};
+}
+
+/// Returns what names the file at `path` whatever it is called: its device and inode when it
+/// exists, else its absolute path with links resolved; "stdout" for "-"; empty for a device or
+/// pipe (writing /dev/null twice harms nothing).
+std::string file_identity(const std::string& path) {
+  if (path == "-") return "stdout";
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    if (!S_ISREG(info.st_mode)) return {};
+    return std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+  }
+  std::error_code ec;
+  return std::filesystem::weakly_canonical(path, ec).string();
 }
 
 /// Returns the error policy named on the command line; throws input_error for an unknown name.
@@ -61,10 +90,12 @@ struct run_reporter::impl {
   error_policy policy = error_policy::keep_going;
   std::optional<backend_kind> backend;
 
+  std::string output_path;  // "-": stdout
   std::unique_ptr<std::ofstream> output_file;
   std::unique_ptr<std::ofstream> report_file;
   std::unique_ptr<std::ofstream> trace_file;
   std::ostream* out = &std::cout;
+  std::string processes_reason;  // why the job needs worker processes (empty: it does not)
   std::unique_ptr<trace_writer> trace;
   std::unique_ptr<progress_meter> progress;
   int root_track = -1;
@@ -104,6 +135,34 @@ struct run_reporter::impl {
     return trace->track(node.empty() ? host : node, name);
   }
 
+  /// Opens `path` for writing (truncating it), or returns null for stdout; throws output_error.
+  static std::unique_ptr<std::ofstream> open_file(const std::string& path, const char* option) {
+    if (path.empty() || path == "-") return nullptr;
+    auto file = std::make_unique<std::ofstream>(path);
+    if (!*file) throw output_error(std::string(option) + " " + path + " cannot be opened for writing: " + std::strerror(errno));
+    return file;
+  }
+
+  /// Opens the records' file and the trace (at the start of the run proper, so that a run that
+  /// stops before it leaves an existing file as it was).
+  void open_outputs() {
+    output_file = open_file(output_path, "--output");
+    if (output_file) out = output_file.get();
+    trace_file = open_file(options.trace, "--trace");
+    if (trace_file) {
+      trace = std::make_unique<trace_writer>(*trace_file, epoch_of(start));
+      root_track = trace->track(host, "root");
+      sampler_track = trace->track(host, "sampler");
+    }
+  }
+
+  /// Throws output_error when writing `stream` (the output of `option`) failed, e.g. a full disk.
+  static void check_written(const std::ostream& stream, const char* option, const std::string& path) {
+    if (stream) return;
+    throw output_error("writing " + std::string(option) + " " + (path.empty() || path == "-" ? "(stdout)" : path) +
+                       " failed: the disk is full, or the file or pipe went away; the run stopped");
+  }
+
   /// Counts one record and redraws the progress when it is due.
   void count(bool ok) {
     ++done;
@@ -122,8 +181,7 @@ struct run_reporter::impl {
   }
 };
 
-run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::string noun,
-                           const std::function<void()>& root_check)
+run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::string noun, const job_needs& job)
     : impl_(std::make_unique<impl>(planner, run, std::move(noun))) {
   impl& m = *impl_;
   m.policy = parse_policy(run.on_error);
@@ -132,39 +190,25 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
     throw input_error("--backend applies without a launcher: under mpirun or srun the ranks are the workers");
   }
   (void)planner.options();  // every rank rejects bad planner options alike, before the root opens anything
+  m.output_path = run.output.empty() ? "-" : run.output;
+  m.processes_reason = job.needs_processes;
   // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
   std::string failure;
   int code = 0;
   if (m.where.is_root()) {
     try {
-      if (root_check) root_check();
-      m.output_file = open_output(run.output, "--output");
-      m.report_file = open_output(run.report, "--report");
-      m.trace_file = open_output(run.trace, "--trace");
+      if (job.check) job.check();
+      check_outputs(job.inputs);
     } catch (const error& e) {
       failure = e.what();
       code = static_cast<int>(e.code());
     }
   }
-  if (m.where.mpi()) {
-    failure = m.where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
-    if (!failure.empty()) {
-      const std::size_t space = failure.find(' ');
-      code = std::stoi(failure.substr(0, space));
-      failure.erase(0, space + 1);
-    }
-  }
-  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
+  share_failure(failure, code);
   if (!m.where.is_root()) return;
 
-  if (m.output_file) m.out = m.output_file.get();
-  if (m.trace_file) {
-    m.trace = std::make_unique<trace_writer>(*m.trace_file, m.epoch_of(m.start));
-    m.root_track = m.trace->track(m.host, "root");
-    m.sampler_track = m.trace->track(m.host, "sampler");
-  }
   // Records on a terminal and a progress line redrawn over them would garble each other.
-  const bool records_on_terminal = !m.output_file && isatty(STDOUT_FILENO) == 1;
+  const bool records_on_terminal = m.output_path == "-" && isatty(STDOUT_FILENO) == 1;
   const progress_style style =
       choose_progress_style(run.progress, isatty(STDERR_FILENO) == 1 && !records_on_terminal, run.progress_interval);
   if (style != progress_style::off) {
@@ -172,11 +216,57 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   }
 }
 
+void run_reporter::check_outputs(const std::vector<std::string>& inputs) const {
+  const impl& m = *impl_;
+  struct named {
+    const char* option;
+    std::string path;
+  };
+  std::vector<named> outputs = {{"--output", m.output_path}};
+  if (!m.options.report.empty()) outputs.push_back({"--report", m.options.report});
+  if (!m.options.trace.empty()) outputs.push_back({"--trace", m.options.trace});
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const named& o = outputs[i];
+    const std::string id = file_identity(o.path);
+    for (std::size_t j = 0; j < i && !id.empty(); ++j) {
+      if (file_identity(outputs[j].path) == id) {
+        throw input_error(std::string(outputs[j].option) + " and " + o.option + " both name " +
+                          (o.path == "-" ? std::string("stdout") : o.path) + ": give each its own file");
+      }
+    }
+    for (const std::string& input : inputs) {
+      if (!id.empty() && file_identity(input) == id) {
+        throw input_error(std::string(o.option) + " " + o.path + " is the input " + input +
+                          ": the run would overwrite its own task list; write somewhere else");
+      }
+    }
+    if (o.path == "-") continue;
+    if (const std::string why = unwritable(o.path); !why.empty()) {
+      throw input_error(std::string(o.option) + " " + o.path + " cannot be opened for writing: " + why +
+                        " (check the folder exists)");
+    }
+  }
+}
+
+void run_reporter::share_failure(std::string failure, int code) const {
+  session& where = impl_->where;
+  if (where.mpi()) {
+    failure = where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
+    if (!failure.empty()) {
+      const std::size_t space = failure.find(' ');
+      code = std::stoi(failure.substr(0, space));
+      failure.erase(0, space + 1);
+    }
+  }
+  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
+}
+
 run_reporter::~run_reporter() = default;
 
 optimize_options run_reporter::planning_options() const {
   optimize_options o = impl_->planner.options();
   o.backend = impl_->backend;
+  require_processes(o, impl_->processes_reason);
   return o;
 }
 
@@ -191,15 +281,25 @@ void run_reporter::planned(const plan& p, std::size_t sampled) {
   m.sampling_seconds = p.profile.sampling_seconds;
   m.total = p.profile.total_items;
   m.workers = p.serial ? 1 : p.n_jobs;
-  std::string verdict;
   // Stop only when tasks beyond the sampled ones are left: a list that was sampled whole has run.
   const bool more_to_run = !m.total || *m.total > sampled;
-  if (m.where.is_root() && sampled > 0 && m.sampled_failures == sampled && more_to_run) {
-    verdict = "every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " + std::to_string(sampled) +
-              "), so the rest were not started; first: " + m.first_sampled_failure;
+  std::string failure;
+  int code = 0;
+  if (m.where.is_root()) {
+    if (sampled > 0 && m.sampled_failures == sampled && more_to_run) {
+      failure = "every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " +
+                std::to_string(sampled) + "), so the rest were not started; first: " + m.first_sampled_failure;
+      code = static_cast<int>(exit_code::sample_failed);
+    } else {
+      try {
+        m.open_outputs();
+      } catch (const error& e) {
+        failure = e.what();
+        code = static_cast<int>(e.code());
+      }
+    }
   }
-  if (m.where.mpi()) verdict = m.where.broadcast(verdict);
-  if (!verdict.empty()) throw sample_error(verdict);
+  share_failure(failure, code);
   if (m.trace) {
     const double planning_start = m.start + m.sampling_seconds;
     m.trace->span(m.root_track, "sampling", "plan", m.epoch_of(m.start), m.sampling_seconds,
@@ -236,6 +336,7 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
     if (m.failed == 0) m.first_failure = m.describe(index, fields.failure);
   }
   *m.out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  impl::check_written(*m.out, "--output", m.output_path);
   if (m.trace && fields.timing) {
     const item_timing& t = *fields.timing;
     // The sampled items ran in the sampler, on the root's node; the others on their worker.
@@ -251,17 +352,24 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
 void run_reporter::record_error(std::size_t index, const std::string& message) {
   impl& m = *impl_;
   if (m.failed == 0) m.first_failure = m.describe(index, message);
-  *m.out << nlohmann::ordered_json{{"index", index}, {"error", message}}.dump() << '\n';
+  *m.out << nlohmann::ordered_json{{"index", index}, {"error", message}}.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+         << '\n';
+  impl::check_written(*m.out, "--output", m.output_path);
   m.count(false);
 }
 
 int run_reporter::finish(const run_stats& stats, const plan& p) {
   impl& m = *impl_;
-  m.out->flush();
   const double end = monotonic_seconds();
   if (!m.where.is_root()) return 0;
+  m.out->flush();
+  impl::check_written(*m.out, "--output", m.output_path);
   if (m.progress) m.progress->finish(m.counts());
-  if (m.trace) m.trace->finish();
+  if (m.trace) {
+    m.trace->finish();
+    m.trace_file->flush();
+    impl::check_written(*m.trace_file, "--trace", m.options.trace);
+  }
 
   run_summary summary;
   summary.noun = m.noun;
@@ -280,7 +388,8 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
   summary.output = m.options.output.empty() ? "stdout" : m.options.output;
   summary.first_failure = m.first_failure;
 
-  if (m.report_file) {
+  if (!m.options.report.empty()) {
+    m.report_file = impl::open_file(m.options.report, "--report");
     const nlohmann::ordered_json report = {
         {"items", m.done},
         {"errors", m.failed},
@@ -303,7 +412,9 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
         {"first_failure", m.first_failure},
         {"plan", nlohmann::ordered_json::parse(p.to_json().dump())},
     };
-    *m.report_file << report.dump(2) << '\n';
+    *m.report_file << report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+    m.report_file->flush();
+    impl::check_written(*m.report_file, "--report", m.options.report);
   }
   if (!m.options.quiet) std::cerr << format_summary(summary);
   if (m.failed == 0) return 0;
@@ -313,6 +424,7 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
 
 int run_reporter::nothing_to_run() {
   if (impl_->where.is_root()) {
+    impl_->output_file = impl::open_file(impl_->output_path, "--output");  // no records: a complete, empty file
     std::cerr << "amorsize: no " << impl_->noun << " to run: the input is empty; nothing was started\n";
   }
   return 0;

@@ -57,6 +57,18 @@ stdin_file=stdin.txt shell_run --input - --command 'echo {#}:{}' --output stdin.
 (($(grep -c '' stdin.jsonl) == 3)) || fail "stdin: expected 3 records, got $(grep -c '' stdin.jsonl)"
 (($(count stdin.jsonl '"stdout":"3:z\n"') == 1)) || fail "stdin: task 3 wrong: $(cat stdin.jsonl)"
 
+# Input that can be read only once: a FIFO, /dev/stdin. A line with a NUL byte is an error record, not a shorter argument.
+mkfifo fifo
+(seq 3 >fifo &)
+shell_run --input fifo --command echo --output fifo.jsonl --quiet
+((status == 0)) && (($(grep -c '' fifo.jsonl) == 3)) || fail "a FIFO input: exit $status, $(grep -c '' fifo.jsonl) records"
+stdin_file=two.txt shell_run --input /dev/stdin --command echo --output devstdin.jsonl --quiet
+((status == 0)) && (($(grep -c '' devstdin.jsonl) == 2)) || fail "/dev/stdin: exit $status, $(grep -c '' devstdin.jsonl) records"
+printf 'a\0b\nc\n' >nul.txt
+shell_run --input nul.txt --command echo --output nul.jsonl --ordered --quiet
+((status == 7)) || fail "a NUL byte in a line: exit $status, expected 7"
+(($(count nul.jsonl 'holds a NUL byte') == 1 && $(count nul.jsonl '"stdout":"c\n"') == 1)) || fail "NUL line records: $(cat nul.jsonl)"
+
 # Failures: an error record each with its exit code, exit 7 and one line naming the first.
 printf '%s\n' 0 1 0 2 0 0 >codes.txt
 shell_run --input codes.txt --command "sh -c 'echo oops {} >&2; exit {}'" --output codes.jsonl --ordered
@@ -71,6 +83,7 @@ grep -q '^amorsize: 2 of 6 tasks failed; first: task 2 (index 1): exited 1: oops
 seq 1 40 >forty.txt
 shell_run --input forty.txt --command 'no-such-command-amorsize {}' --output missing.jsonl
 ((status == 5)) || fail "a missing command exited $status, expected 5"
+[[ ! -e missing.jsonl ]] || fail "a run that stopped after sampling wrote $(wc -c <missing.jsonl) bytes of --output"
 grep -q 'command not found: no-such-command-amorsize' stderr || fail "the missing command is not named"
 
 # Killed tasks, captured output cut at --capture-bytes, whole output under --results.

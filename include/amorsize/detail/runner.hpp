@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace amorsize::runner::detail {
 
@@ -63,14 +64,26 @@ class job_command {
   virtual int run(const planner_cli& planner, const run_cli& run) = 0;
 };
 
+/// What the runner must know of a job before it runs, beside its items and function.
+struct job_needs {
+  std::function<void()> check;      ///< The job's root-side check of its input (empty: none).
+  std::vector<std::string> inputs;  ///< Files the job reads: no output may name one.
+  std::string needs_processes;      ///< Why its items need worker processes (empty: any backend will do).
+};
+
+/// Sets `options` to run on worker processes when `reason` says the job needs them; throws
+/// input_error when the command line asked for another backend or a launcher runs the ranks.
+void require_processes(optimize_options& options, const std::string& reason);
+
 /// Everything about one run that does not depend on the job's types: checks, output, records,
 /// progress, trace, report and summary. Only the root writes; a root-side failure to start ends
 /// every rank with the root's error.
 class run_reporter {
  public:
-  /// Opens the outputs and runs `root_check` on the root (both before anything else), then
-  /// shares any failure with every rank; `noun` names the items in messages ("tasks").
-  run_reporter(const planner_cli& planner, const run_cli& run, std::string noun, const std::function<void()>& root_check);
+  /// Runs the job's check and checks that the outputs can be written (neither over the input nor
+  /// over each other) on the root, before anything else, then shares any failure with every rank;
+  /// `noun` names the items in messages ("tasks"). The outputs are opened once the plan is made.
+  run_reporter(const planner_cli& planner, const run_cli& run, std::string noun, const job_needs& job);
   ~run_reporter();
   run_reporter(const run_reporter&) = delete;
   run_reporter& operator=(const run_reporter&) = delete;
@@ -90,10 +103,15 @@ class run_reporter {
   void record_error(std::size_t index, const std::string& message);
   /// Ends the run: report, summary, the failure line; returns the exit code.
   int finish(const run_stats& stats, const plan& p);
-  /// Ends a run whose source had no items: says so, writes nothing else, returns 0.
+  /// Ends a run whose source had no items: says so, leaves an empty --output, returns 0.
   int nothing_to_run();
 
  private:
+  /// Throws input_error when an output cannot be written, names an input, or names another output.
+  void check_outputs(const std::vector<std::string>& inputs) const;
+  /// Under MPI, gives every rank the root's `failure` (with its exit `code`); throws it where non-empty.
+  void share_failure(std::string failure, int code) const;
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };
@@ -115,18 +133,23 @@ std::function<void()> setup_of(const J& job) {
   else return {};
 }
 
-/// Returns the job's root-side check, or an empty function when it has none.
+/// Returns what the runner must know of `job` before it runs: its optional check(), inputs() and needs_processes().
 template <class J>
-std::function<void()> check_of(const J& job) {
-  if constexpr (requires { job.check(); }) return [&job] { job.check(); };
-  else return {};
+job_needs needs_of(const J& job) {
+  job_needs needs;
+  if constexpr (requires { job.check(); }) needs.check = [&job] { job.check(); };
+  if constexpr (requires { job.inputs(); }) needs.inputs = job.inputs();
+  if constexpr (requires { job.needs_processes(); }) needs.needs_processes = job.needs_processes();
+  return needs;
 }
 
 /// Plans `job` as `planner` says and prints the plan on the root.
 template <job J>
 int plan_job(const J& job, const planner_cli& planner) {
-  if (const auto check = check_of(job); check && session::current().is_root()) check();
+  const job_needs needs = needs_of(job);
+  if (needs.check && session::current().is_root()) needs.check();
   optimize_options options = planner.options();
+  require_processes(options, needs.needs_processes);
   options.worker_setup = setup_of(job);
   const auto fn = job.function();
   const plan p = planner.mode == "map" ? plan(optimize(fn, job.items(), options))
@@ -138,7 +161,7 @@ int plan_job(const J& job, const planner_cli& planner) {
 /// Plans `job`, runs it on the plan's workers and writes one record per item.
 template <job J>
 int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
-  run_reporter reporter(planner, run, noun_of<J>(), check_of(job));
+  run_reporter reporter(planner, run, noun_of<J>(), needs_of(job));
   optimize_options options = reporter.planning_options();
   options.worker_setup = setup_of(job);
   const auto fn = job.function();

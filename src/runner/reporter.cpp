@@ -248,18 +248,6 @@ void run_reporter::check_outputs(const std::vector<std::string>& inputs) const {
   }
 }
 
-void run_reporter::share_failure(std::string failure, int code) const {
-  session& where = impl_->where;
-  if (where.mpi()) {
-    failure = where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
-    if (!failure.empty()) {
-      const std::size_t space = failure.find(' ');
-      code = std::stoi(failure.substr(0, space));
-      failure.erase(0, space + 1);
-    }
-  }
-  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
-}
 
 run_reporter::~run_reporter() = default;
 
@@ -428,6 +416,33 @@ int run_reporter::nothing_to_run() {
     std::cerr << "amorsize: no " << impl_->noun << " to run: the input is empty; nothing was started\n";
   }
   return 0;
+}
+
+void share_failure(std::string failure, int code) {
+  session& where = session::current();
+  if (where.mpi()) {
+    failure = where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
+    if (!failure.empty()) {
+      const std::size_t space = failure.find(' ');
+      code = std::stoi(failure.substr(0, space));
+      failure.erase(0, space + 1);
+    }
+  }
+  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
+}
+
+void check_on_root(const std::function<void()>& check) {
+  std::string failure;
+  int code = 0;
+  if (check && session::current().is_root()) {
+    try {
+      check();
+    } catch (const error& e) {
+      failure = e.what();
+      code = static_cast<int>(e.code());
+    }
+  }
+  share_failure(failure, code);
 }
 
 void print_plan(const plan& p, const planner_cli& planner) {

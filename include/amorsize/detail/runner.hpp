@@ -71,6 +71,12 @@ struct job_needs {
   std::string needs_processes;      ///< Why its items need worker processes (empty: any backend will do).
 };
 
+/// Runs `check` (if any) on the root; under MPI every rank then throws the root's error, if any.
+void check_on_root(const std::function<void()>& check);
+
+/// Under MPI, gives every rank the root's `failure` and its exit `code`; throws it where non-empty.
+void share_failure(std::string failure, int code);
+
 /// Sets `options` to run on worker processes when `reason` says the job needs them; throws
 /// input_error when the command line asked for another backend or a launcher runs the ranks.
 void require_processes(optimize_options& options, const std::string& reason);
@@ -109,8 +115,6 @@ class run_reporter {
  private:
   /// Throws input_error when an output cannot be written, names an input, or names another output.
   void check_outputs(const std::vector<std::string>& inputs) const;
-  /// Under MPI, gives every rank the root's `failure` (with its exit `code`); throws it where non-empty.
-  void share_failure(std::string failure, int code) const;
 
   struct impl;
   std::unique_ptr<impl> impl_;
@@ -147,7 +151,7 @@ job_needs needs_of(const J& job) {
 template <job J>
 int plan_job(const J& job, const planner_cli& planner) {
   const job_needs needs = needs_of(job);
-  if (needs.check && session::current().is_root()) needs.check();
+  check_on_root(needs.check);
   optimize_options options = planner.options();
   require_processes(options, needs.needs_processes);
   options.worker_setup = setup_of(job);

@@ -61,9 +61,9 @@ stdin_file=stdin.txt shell_run --input - --command 'echo {#}:{}' --output stdin.
 mkfifo fifo
 (seq 3 >fifo &)
 shell_run --input fifo --command echo --output fifo.jsonl --quiet
-((status == 0)) && (($(grep -c '' fifo.jsonl) == 3)) || fail "a FIFO input: exit $status, $(grep -c '' fifo.jsonl) records"
+((status == 0 && $(grep -c '' fifo.jsonl) == 3)) || fail "a FIFO input: exit $status, $(grep -c '' fifo.jsonl) records"
 stdin_file=two.txt shell_run --input /dev/stdin --command echo --output devstdin.jsonl --quiet
-((status == 0)) && (($(grep -c '' devstdin.jsonl) == 2)) || fail "/dev/stdin: exit $status, $(grep -c '' devstdin.jsonl) records"
+((status == 0 && $(grep -c '' devstdin.jsonl) == 2)) || fail "/dev/stdin: exit $status, $(grep -c '' devstdin.jsonl) records"
 printf 'a\0b\nc\n' >nul.txt
 shell_run --input nul.txt --command echo --output nul.jsonl --ordered --quiet
 ((status == 7)) || fail "a NUL byte in a line: exit $status, expected 7"
@@ -107,6 +107,7 @@ grep -q 'no tasks to run' stderr || fail "empty input not reported"
 shell_run --input forty.txt --command 'echo {}' --output forty.jsonl --progress --trace trace.json
 ((status == 0)) || fail "progress run exited $status"
 grep -q 'amorsize: progress 40/40 tasks' stderr || fail "no progress line"
-grep -q '"traceEvents"' trace.json && grep -q '"name":"task 40"' trace.json && grep -q '"name":"sampling"' trace.json ||
-  fail "trace lacks events: $(head -c 600 trace.json)"
+for event in '"traceEvents"' '"name":"task 40"' '"name":"sampling"'; do
+  grep -q "$event" trace.json || fail "trace lacks $event: $(head -c 600 trace.json)"
+done
 echo "check_shell: all checks passed"

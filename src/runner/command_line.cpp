@@ -46,11 +46,13 @@ void check_job_named(const job_registry& jobs, int argc, char** argv) {
   throw error(exit_code::usage, "unknown job '" + std::string(argv[2]) + "': the jobs are: " + job_names(jobs));
 }
 
-/// Returns CLI11's message for the common mistakes in plain words: a value missing, an option twice.
+/// Returns CLI11's message for the common mistakes in plain words: a value missing, an option twice, a flag given a value.
 std::string plain_words(const std::string& message) {
   static const std::regex missing(R"(^(-[-\w]+): 1 required \w+ missing$)");
   static const std::regex twice(R"(^(-[-\w]+): At Most 1 required but received \d+$)");
+  static const std::regex flag_value(R"(^Could not convert: (-[-\w]+) = (.*)$)");
   std::smatch m;
+  if (std::regex_match(message, m, flag_value)) return m[1].str() + " is a flag: it takes no value, got '" + m[2].str() + "'";
   if (std::regex_match(message, m, missing)) return m[1].str() + " needs a value";
   if (std::regex_match(message, m, twice)) return m[1].str() + " is given more than once: give it once";
   return message;

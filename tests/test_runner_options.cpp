@@ -45,12 +45,12 @@ TEST_CASE("numbers are the whole text, in range, never clamped", "[runner]") {
   CHECK(parse_number<double>("0.25", "--x", 0.0, 1.0) == 0.25);
   CHECK(parse_number<double>("1e-3", "--x", 0.0, 1.0) == 0.001);
   // Not a number: a usage error (exit 2).
-  for (const char* text : {"", "fast", "5x", " 5", "+5", "0x10", "2.5"}) {
+  for (const char* text : {"fast", "5x", " 5", "+5", "0x10", "2.5"}) {
     INFO(text);
     CHECK(rejection(text) == exit_code::usage);
   }
-  // A number out of range: bad input (exit 3), including negatives and overflow of an unsigned option.
-  for (const char* text : {"0", "101", "-1", "99999999999999999999"}) {
+  // A number out of range or no value at all: bad input (exit 3), including negatives and overflow of an unsigned option.
+  for (const char* text : {"0", "101", "-1", "99999999999999999999", ""}) {
     INFO(text);
     CHECK(rejection(text) == exit_code::bad_input);
   }

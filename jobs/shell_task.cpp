@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <csignal>
 #include <cstdlib>
@@ -58,11 +57,6 @@ unique_fd own(int fd) {
   unique_fd owned(fd);
   if (fd >= 0 && fd <= STDERR_FILENO) owned.reset(::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1));
   return owned;
-}
-
-/// Seconds since the epoch on the wall clock.
-double epoch_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 /// The child's stdout and stderr, in this order.
@@ -225,7 +219,7 @@ std::uint64_t file_size(const unique_fd& fd) {
 
 task_outcome run_task(const std::vector<std::string>& argv, const capture_options& capture, const std::string& stem) {
   task_outcome outcome;
-  outcome.start = epoch_seconds();
+  outcome.start = wall_clock_seconds();
   const double began = monotonic_seconds();
   const std::string name = argv.empty() ? std::string() : argv[0];
   // An argument ends at its first NUL byte: run nothing rather than something else than the record says.

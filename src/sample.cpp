@@ -268,6 +268,8 @@ sample_stats sample_accumulator::finish(std::size_t items) {
 
 double monotonic_seconds() { return clock_seconds(CLOCK_MONOTONIC); }
 
+double wall_clock_seconds() { return clock_seconds(CLOCK_REALTIME); }
+
 double process_cpu_seconds() { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 double thread_cpu_seconds() { return clock_seconds(CLOCK_THREAD_CPUTIME_ID); }

@@ -81,25 +81,33 @@ concept job = std::default_initializable<J> &&
 template <class T>
 T parse_number(std::string_view text, std::string_view option, T min, T max);
 
+namespace detail {
+
+/// Returns the long name of an option spelled like "-o,--output": "--output", as messages name it.
+inline std::string long_name(const std::string& name) { return name.substr(name.rfind(',') + 1); }
+
+/// Adds option `name` to `command`, its text parsed strictly (see parse_number) into `target`, a T or a std::optional<T>.
+template <class T, class Target>
+CLI::Option* add_parsed(CLI::App& command, const std::string& name, Target& target, T min, T max, const std::string& help) {
+  return command.add_option_function<std::string>(
+      name,
+      [&target, option = long_name(name), min, max](const std::string& text) { target = parse_number<T>(text, option, min, max); },
+      help);
+}
+
+}  // namespace detail
+
 /// Adds option `name` (e.g. "--items") to `command`, parsed strictly into `target` (see parse_number).
 template <class T>
 CLI::Option* add_number(CLI::App& command, const std::string& name, T& target, T min, T max, const std::string& help) {
-  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
-  return command
-      .add_option_function<std::string>(
-          name, [&target, option, min, max](const std::string& text) { target = parse_number<T>(text, option, min, max); },
-          help)
-      ->default_str((std::ostringstream() << target).str());
+  return detail::add_parsed(command, name, target, min, max, help)->default_str((std::ostringstream() << target).str());
 }
 
 /// Adds option `name` to `command`, parsed strictly into `target` when given (see parse_number).
 template <class T>
 CLI::Option* add_number(CLI::App& command, const std::string& name, std::optional<T>& target, T min, T max,
                         const std::string& help) {
-  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
-  return command.add_option_function<std::string>(
-      name, [&target, option, min, max](const std::string& text) { target = parse_number<T>(text, option, min, max); },
-      help);
+  return detail::add_parsed(command, name, target, min, max, help);
 }
 
 /// Adds option `name` to `command` bound to `target`; an empty value is an input_error naming it.

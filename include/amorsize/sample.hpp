@@ -102,6 +102,9 @@ struct process_reading {
 /// Returns seconds on the monotonic clock.
 double monotonic_seconds();
 
+/// Returns wall-clock seconds since the epoch (comparable across nodes, for records and traces).
+double wall_clock_seconds();
+
 /// Returns the CPU time of the whole process (all threads), in seconds.
 double process_cpu_seconds();
 

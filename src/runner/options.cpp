@@ -39,7 +39,7 @@ T parse_number(std::string_view text, std::string_view option, T min, T max) {
   const char* first = text.data();
   const char* last = text.data() + text.size();
   const auto [end, ec] = std::from_chars(first, last, value);
-  if (text.empty() || end != last || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+  if (end != last || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
     if constexpr (std::is_unsigned_v<T>) {
       long negative = 0;  // a negative whole number is a number, only out of range
       if (text.size() > 1 && text[0] == '-' && std::from_chars(first, last, negative).ptr == last) throw input_error(what);
@@ -59,10 +59,9 @@ template unsigned long parse_number<unsigned long>(std::string_view, std::string
 template double parse_number<double>(std::string_view, std::string_view, double, double);
 
 CLI::Option* add_text(CLI::App& command, const std::string& name, std::string& target, const std::string& help) {
-  const std::string option = name.substr(name.rfind(',') + 1);  // the long name
   auto* added = command.add_option_function<std::string>(
       name,
-      [&target, option](const std::string& text) {
+      [&target, option = detail::long_name(name)](const std::string& text) {
         if (text.empty()) throw input_error(option + " must not be empty: give a value or leave the option out");
         target = text;
       },

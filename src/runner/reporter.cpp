@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -70,11 +69,6 @@ std::optional<backend_kind> parse_backend(const std::string& name) {
   throw input_error("--backend " + name + " is not a backend: use processes, threads or serial (under mpirun/srun: ranks)");
 }
 
-/// Seconds since the epoch now.
-double epoch_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 /// Returns "task" for "tasks": the noun for one item.
 std::string singular(const std::string& noun) {
   return !noun.empty() && noun.back() == 's' ? noun.substr(0, noun.size() - 1) : noun;
@@ -104,7 +98,7 @@ struct run_reporter::impl {
   std::string host = node_name();
 
   double start = monotonic_seconds();
-  double epoch_minus_monotonic = epoch_seconds() - monotonic_seconds();
+  double epoch_minus_monotonic = wall_clock_seconds() - monotonic_seconds();
   double planned_at = 0.0;
   double sampling_seconds = 0.0;
   double last_sent = 0.0;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -38,18 +39,19 @@ std::size_t count_tasks(const std::string& path) {
   return tasks;
 }
 
-/// Returns the last line of `text` that is not blank, at most 200 bytes: the gist of an error output.
+/// Returns the last line of `text` that is not blank, without its trailing spaces, at most 200
+/// bytes: the gist of an error output.
 std::string last_line(std::string_view text) {
-  while (!text.empty()) {
-    const std::size_t end = text.find_last_not_of("\r\n \t");
-    if (end == std::string_view::npos) return {};
-    const std::size_t begin = text.rfind('\n', end);
-    const std::string_view line = text.substr(begin == std::string_view::npos ? 0 : begin + 1,
-                                              end + 1 - (begin == std::string_view::npos ? 0 : begin + 1));
-    if (!blank(line)) return std::string(line.substr(0, 200));
-    text = text.substr(0, begin == std::string_view::npos ? 0 : begin);
+  std::string_view last;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    const std::size_t end = std::min(text.find('\n', begin), text.size());
+    std::string_view line = text.substr(begin, end - begin);
+    line = line.substr(0, line.find_last_not_of("\r \t") + 1);  // npos + 1 == 0: all blank
+    if (!blank(line)) last = line;
+    begin = end + 1;
   }
-  return {};
+  return std::string(last.substr(0, 200));
 }
 
 }  // namespace

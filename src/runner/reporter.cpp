@@ -69,6 +69,20 @@ std::optional<backend_kind> parse_backend(const std::string& name) {
   throw input_error("--backend " + name + " is not a backend: use processes, threads or serial (under mpirun/srun: ranks)");
 }
 
+/// Under MPI, gives every rank the root's `failure` and its exit `code`; throws it where non-empty.
+void share_failure(std::string failure, int code) {
+  session& where = session::current();
+  if (where.mpi()) {
+    failure = where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
+    if (!failure.empty()) {
+      const std::size_t space = failure.find(' ');
+      code = std::stoi(failure.substr(0, space));
+      failure.erase(0, space + 1);
+    }
+  }
+  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
+}
+
 /// Returns "task" for "tasks": the noun for one item.
 std::string singular(const std::string& noun) {
   return !noun.empty() && noun.back() == 's' ? noun.substr(0, noun.size() - 1) : noun;
@@ -187,18 +201,10 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   m.output_path = run.output.empty() ? "-" : run.output;
   m.processes_reason = job.needs_processes;
   // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
-  std::string failure;
-  int code = 0;
-  if (m.where.is_root()) {
-    try {
-      if (job.check) job.check();
-      check_outputs(job.inputs);
-    } catch (const error& e) {
-      failure = e.what();
-      code = static_cast<int>(e.code());
-    }
-  }
-  share_failure(failure, code);
+  check_on_root([&] {
+    if (job.check) job.check();
+    check_outputs(job.inputs);
+  });
   if (!m.where.is_root()) return;
 
   // Records on a terminal and a progress line redrawn over them would garble each other.
@@ -265,23 +271,13 @@ void run_reporter::planned(const plan& p, std::size_t sampled) {
   m.workers = p.serial ? 1 : p.n_jobs;
   // Stop only when tasks beyond the sampled ones are left: a list that was sampled whole has run.
   const bool more_to_run = !m.total || *m.total > sampled;
-  std::string failure;
-  int code = 0;
-  if (m.where.is_root()) {
+  check_on_root([&] {
     if (sampled > 0 && m.sampled_failures == sampled && more_to_run) {
-      failure = "every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " +
-                std::to_string(sampled) + "), so the rest were not started; first: " + m.first_sampled_failure;
-      code = static_cast<int>(exit_code::sample_failed);
-    } else {
-      try {
-        m.open_outputs();
-      } catch (const error& e) {
-        failure = e.what();
-        code = static_cast<int>(e.code());
-      }
+      throw sample_error("every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " +
+                         std::to_string(sampled) + "), so the rest were not started; first: " + m.first_sampled_failure);
     }
-  }
-  share_failure(failure, code);
+    m.open_outputs();
+  });
   if (m.trace) {
     const double planning_start = m.start + m.sampling_seconds;
     m.trace->span(m.root_track, "sampling", "plan", m.epoch_of(m.start), m.sampling_seconds,
@@ -332,12 +328,9 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
 }
 
 void run_reporter::record_error(std::size_t index, const std::string& message) {
-  impl& m = *impl_;
-  if (m.failed == 0) m.first_failure = m.describe(index, message);
-  *m.out << nlohmann::ordered_json{{"index", index}, {"error", message}}.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-         << '\n';
-  impl::check_written(*m.out, "--output", m.output_path);
-  m.count(false);
+  record_fields fields;
+  fields.failure = message;
+  record(index, std::move(fields));
 }
 
 int run_reporter::finish(const run_stats& stats, const plan& p) {
@@ -412,18 +405,6 @@ int run_reporter::nothing_to_run() {
   return 0;
 }
 
-void share_failure(std::string failure, int code) {
-  session& where = session::current();
-  if (where.mpi()) {
-    failure = where.broadcast(failure.empty() ? std::string() : std::to_string(code) + ' ' + failure);
-    if (!failure.empty()) {
-      const std::size_t space = failure.find(' ');
-      code = std::stoi(failure.substr(0, space));
-      failure.erase(0, space + 1);
-    }
-  }
-  if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
-}
 
 void check_on_root(const std::function<void()>& check) {
   std::string failure;

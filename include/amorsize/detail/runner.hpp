@@ -74,9 +74,6 @@ struct job_needs {
 /// Runs `check` (if any) on the root; under MPI every rank then throws the root's error, if any.
 void check_on_root(const std::function<void()>& check);
 
-/// Under MPI, gives every rank the root's `failure` and its exit `code`; throws it where non-empty.
-void share_failure(std::string failure, int code);
-
 /// Sets `options` to run on worker processes when `reason` says the job needs them; throws
 /// input_error when the command line asked for another backend or a launcher runs the ranks.
 void require_processes(optimize_options& options, const std::string& reason);
@@ -105,7 +102,7 @@ class run_reporter {
   [[nodiscard]] pool_options running_options(const plan& p);
   /// Writes the record of item `index` and counts it.
   void record(std::size_t index, record_fields&& fields);
-  /// Writes the error record of item `index` (its function threw, its worker died, or it was not run).
+  /// Writes the error record of item `index` (its function threw, its worker died, or it was not run): a record with only its failure.
   void record_error(std::size_t index, const std::string& message);
   /// Ends the run: report, summary, the failure line; returns the exit code.
   int finish(const run_stats& stats, const plan& p);
@@ -166,8 +163,9 @@ int plan_job(const J& job, const planner_cli& planner) {
 template <job J>
 int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
   run_reporter reporter(planner, run, noun_of<J>(), needs_of(job));
+  const std::function<void()> setup = setup_of(job);
   optimize_options options = reporter.planning_options();
-  options.worker_setup = setup_of(job);
+  options.worker_setup = setup;
   const auto fn = job.function();
   std::optional<streaming_optimization_result<typename J::item_type, typename J::result_type>> planned;
   try {
@@ -185,7 +183,7 @@ int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
   reporter.planned(*planned, planned->sampled_results.size());
 
   pool_options po = reporter.running_options(*planned);
-  po.worker_setup = setup_of(job);
+  po.worker_setup = setup;
   pool workers(po);
   auto records = workers.stream(fn, *planned);
   while (auto r = records.next()) {

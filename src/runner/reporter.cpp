@@ -53,6 +53,36 @@ std::string file_identity(const std::string& path) {
   return std::filesystem::weakly_canonical(path, ec).string();
 }
 
+/// One output of a run (--output, --report or --trace): where it points ("-": stdout; empty: not
+/// asked for) and, once opened, the stream written.
+struct output {
+  const char* option;
+  std::string path;
+  std::unique_ptr<std::ofstream> file;
+  std::ostream* stream = nullptr;
+
+  /// Returns how messages name it: its path, or "stdout".
+  [[nodiscard]] std::string shown() const { return path == "-" ? "stdout" : path; }
+
+  /// Opens it (an existing file is replaced); throws output_error when it cannot.
+  void open() {
+    if (path == "-") {
+      stream = &std::cout;
+      return;
+    }
+    file = std::make_unique<std::ofstream>(path);
+    if (!*file) throw output_error(std::string(option) + " " + path + " cannot be opened for writing: " + std::strerror(errno));
+    stream = file.get();
+  }
+
+  /// Flushes it and throws output_error when a write failed (a full disk, a closed pipe).
+  void check_written() const {
+    if (stream->flush()) return;
+    throw output_error("writing " + std::string(option) + " " + shown() +
+                       " failed: the disk is full, or the file or pipe went away; the run stopped");
+  }
+};
+
 /// Returns the error policy named on the command line; throws input_error for an unknown name.
 error_policy parse_policy(const std::string& name) {
   if (name == "keep-going") return error_policy::keep_going;
@@ -98,11 +128,9 @@ struct run_reporter::impl {
   error_policy policy = error_policy::keep_going;
   std::optional<backend_kind> backend;
 
-  std::string output_path;  // "-": stdout
-  std::unique_ptr<std::ofstream> output_file;
-  std::unique_ptr<std::ofstream> report_file;
-  std::unique_ptr<std::ofstream> trace_file;
-  std::ostream* out = &std::cout;
+  output records{"--output", {}, nullptr, nullptr};
+  output report{"--report", {}, nullptr, nullptr};
+  output trace_file{"--trace", {}, nullptr, nullptr};
   std::string processes_reason;  // why the job needs worker processes (empty: it does not)
   std::unique_ptr<trace_writer> trace;
   std::unique_ptr<progress_meter> progress;
@@ -143,32 +171,15 @@ struct run_reporter::impl {
     return trace->track(node.empty() ? host : node, name);
   }
 
-  /// Opens `path` for writing (truncating it), or returns null for stdout; throws output_error.
-  static std::unique_ptr<std::ofstream> open_file(const std::string& path, const char* option) {
-    if (path.empty() || path == "-") return nullptr;
-    auto file = std::make_unique<std::ofstream>(path);
-    if (!*file) throw output_error(std::string(option) + " " + path + " cannot be opened for writing: " + std::strerror(errno));
-    return file;
-  }
-
-  /// Opens the records' file and the trace (at the start of the run proper, so that a run that
+  /// Opens the records' output and the trace (at the start of the run proper, so that a run that
   /// stops before it leaves an existing file as it was).
   void open_outputs() {
-    output_file = open_file(output_path, "--output");
-    if (output_file) out = output_file.get();
-    trace_file = open_file(options.trace, "--trace");
-    if (trace_file) {
-      trace = std::make_unique<trace_writer>(*trace_file, epoch_of(start));
-      root_track = trace->track(host, "root");
-      sampler_track = trace->track(host, "sampler");
-    }
-  }
-
-  /// Throws output_error when writing `stream` (the output of `option`) failed, e.g. a full disk.
-  static void check_written(const std::ostream& stream, const char* option, const std::string& path) {
-    if (stream) return;
-    throw output_error("writing " + std::string(option) + " " + (path.empty() || path == "-" ? "(stdout)" : path) +
-                       " failed: the disk is full, or the file or pipe went away; the run stopped");
+    records.open();
+    if (trace_file.path.empty()) return;
+    trace_file.open();
+    trace = std::make_unique<trace_writer>(*trace_file.stream, epoch_of(start));
+    root_track = trace->track(host, "root");
+    sampler_track = trace->track(host, "sampler");
   }
 
   /// Counts one record and redraws the progress when it is due.
@@ -198,7 +209,9 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
     throw input_error("--backend applies without a launcher: under mpirun or srun the ranks are the workers");
   }
   (void)planner.options();  // every rank rejects bad planner options alike, before the root opens anything
-  m.output_path = run.output.empty() ? "-" : run.output;
+  m.records.path = run.output.empty() ? "-" : run.output;
+  m.report.path = run.report;
+  m.trace_file.path = run.trace;
   m.processes_reason = job.needs_processes;
   // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
   check_on_root([&] {
@@ -208,7 +221,7 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   if (!m.where.is_root()) return;
 
   // Records on a terminal and a progress line redrawn over them would garble each other.
-  const bool records_on_terminal = m.output_path == "-" && isatty(STDOUT_FILENO) == 1;
+  const bool records_on_terminal = m.records.path == "-" && isatty(STDOUT_FILENO) == 1;
   const progress_style style =
       choose_progress_style(run.progress, isatty(STDERR_FILENO) == 1 && !records_on_terminal, run.progress_interval);
   if (style != progress_style::off) {
@@ -218,20 +231,17 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
 
 void run_reporter::check_outputs(const std::vector<std::string>& inputs) const {
   const impl& m = *impl_;
-  struct named {
-    const char* option;
-    std::string path;
-  };
-  std::vector<named> outputs = {{"--output", m.output_path}};
-  if (!m.options.report.empty()) outputs.push_back({"--report", m.options.report});
-  if (!m.options.trace.empty()) outputs.push_back({"--trace", m.options.trace});
+  std::vector<const output*> outputs;
+  for (const output* o : {&m.records, &m.report, &m.trace_file}) {
+    if (!o->path.empty()) outputs.push_back(o);
+  }
   for (std::size_t i = 0; i < outputs.size(); ++i) {
-    const named& o = outputs[i];
+    const output& o = *outputs[i];
     const std::string id = file_identity(o.path);
     for (std::size_t j = 0; j < i && !id.empty(); ++j) {
-      if (file_identity(outputs[j].path) == id) {
-        throw input_error(std::string(outputs[j].option) + " and " + o.option + " both name " +
-                          (o.path == "-" ? std::string("stdout") : o.path) + ": give each its own file");
+      if (file_identity(outputs[j]->path) == id) {
+        throw input_error(std::string(outputs[j]->option) + " and " + o.option + " both name " + o.shown() +
+                          ": give each its own file");
       }
     }
     for (const std::string& input : inputs) {
@@ -313,8 +323,8 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
     line["error"] = fields.failure;
     if (m.failed == 0) m.first_failure = m.describe(index, fields.failure);
   }
-  *m.out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-  impl::check_written(*m.out, "--output", m.output_path);
+  *m.records.stream << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  if (!*m.records.stream) m.records.check_written();
   if (m.trace && fields.timing) {
     const item_timing& t = *fields.timing;
     // The sampled items ran in the sampler, on the root's node; the others on their worker.
@@ -337,13 +347,11 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
   impl& m = *impl_;
   const double end = monotonic_seconds();
   if (!m.where.is_root()) return 0;
-  m.out->flush();
-  impl::check_written(*m.out, "--output", m.output_path);
+  m.records.check_written();
   if (m.progress) m.progress->finish(m.counts());
   if (m.trace) {
     m.trace->finish();
-    m.trace_file->flush();
-    impl::check_written(*m.trace_file, "--trace", m.options.trace);
+    m.trace_file.check_written();
   }
 
   run_summary summary;
@@ -360,11 +368,11 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
   summary.measured_speedup = summary.wall_seconds > 0.0 ? compute / summary.wall_seconds : 0.0;
   summary.workers = stats.workers > 0 ? stats.workers : 1;
   summary.backend = std::string(to_string(stats.backend));
-  summary.output = m.options.output.empty() ? "stdout" : m.options.output;
+  summary.output = m.records.shown();
   summary.first_failure = m.first_failure;
 
-  if (!m.options.report.empty()) {
-    m.report_file = impl::open_file(m.options.report, "--report");
+  if (!m.report.path.empty()) {
+    m.report.open();
     const nlohmann::ordered_json report = {
         {"items", m.done},
         {"errors", m.failed},
@@ -387,9 +395,8 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
         {"first_failure", m.first_failure},
         {"plan", nlohmann::ordered_json::parse(p.to_json().dump())},
     };
-    *m.report_file << report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-    m.report_file->flush();
-    impl::check_written(*m.report_file, "--report", m.options.report);
+    *m.report.stream << report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+    m.report.check_written();
   }
   if (!m.options.quiet) std::cerr << format_summary(summary);
   if (m.failed == 0) return 0;
@@ -399,7 +406,7 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
 
 int run_reporter::nothing_to_run() {
   if (impl_->where.is_root()) {
-    impl_->output_file = impl::open_file(impl_->output_path, "--output");  // no records: a complete, empty file
+    impl_->records.open();  // no records: a complete, empty file
     std::cerr << "amorsize: no " << impl_->noun << " to run: the input is empty; nothing was started\n";
   }
   return 0;

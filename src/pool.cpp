@@ -82,7 +82,16 @@ engine::dispatch_options dispatch_for(const pool_options& options, const detail:
   }
   dispatch.ordered = call.ordered.value_or(options.use_ordered);
   dispatch.buffer_size = call.buffer_size > 0 ? call.buffer_size : options.buffer_size;
+  dispatch.stop = options.stop;
   return dispatch;
+}
+
+/// Says in options.log that a run on `backend` ignores the item timeout asked for (only worker processes can stop an item).
+void warn_if_no_item_timeout(const pool_options& options, backend_kind backend) {
+  if (options.item_timeout <= 0.0 || backend == backend_kind::processes || !options.log) return;
+  *options.log << "amorsize: warning: item_timeout applies to worker processes: "
+               << (backend == backend_kind::threads ? "a thread" : backend == backend_kind::mpi ? "a worker rank" : "a serial run")
+               << " cannot be stopped; this run has no timeout\n";
 }
 
 }  // namespace
@@ -109,7 +118,10 @@ chunk_span span_of(const worker_places& places, const engine::finished_chunk& do
                     done.compute_seconds};
 }
 
-resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
+namespace {
+
+/// start_run without its warning about the item timeout.
+resolved_run resolve_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
   agree_on_call(call.agreement_key);  // before any other message
   session& s = session::current();
   const cluster_layout& layout = s.layout();  // collective on first use under MPI: every rank, every backend
@@ -170,9 +182,18 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
   }
   const int count = local_workers(options);
   run.workers = run.backend == backend_kind::threads ? engine::make_thread_backend(count, task, options.worker_setup)
-                                                     : engine::make_process_backend(count, task, options.worker_setup);
+                                                     : engine::make_process_backend(count, task, options.worker_setup,
+                                                                                    options.item_timeout);
   run.places = places_of(layout, {}, count);
   if (verbose) *log << "amorsize: " << count << " worker " << to_string(run.backend) << '\n';
+  return run;
+}
+
+}  // namespace
+
+resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
+  resolved_run run = resolve_run(options, call, task);
+  if (run.hands_records) warn_if_no_item_timeout(options, run.backend);
   return run;
 }
 
@@ -194,6 +215,10 @@ void validate(const pool_options& options) {
                       "let the pool decide, or choose backend serial");
   }
   validate_chunksize(options.schedule.chunksize);
+  if (!(options.item_timeout >= 0.0)) {
+    throw input_error("pool: item_timeout is " + std::to_string(options.item_timeout) +
+                      ": give the seconds an item may run in a worker process, or 0 for no limit");
+  }
 }
 
 void validate_chunksize(std::size_t chunksize) {

@@ -4,7 +4,11 @@
 #include "engine/worker_number.hpp"
 
 #include <atomic>
+#include <cmath>
+#include <csignal>
 #include <exception>
+#include <sys/time.h>
+#include <unistd.h>
 
 namespace amorsize {
 namespace {
@@ -17,6 +21,22 @@ std::atomic<int> process_worker{0};
 
 /// The number of the thread worker running in this thread, or no_thread_worker.
 thread_local int thread_worker = no_thread_worker;
+
+/// The item timeout of this thread's items, set only in a worker process's thread (0: none).
+thread_local double item_timeout_seconds = 0.0;
+
+/// Ends a worker process whose item ran out of time.
+void on_item_timeout(int /*sig*/) { ::_exit(detail::item_timed_out_status); }
+
+/// Sets the process's real-time interval timer to fire once after `seconds` (0: disarms it).
+void set_real_timer(double seconds) noexcept {
+  itimerval t{};
+  const double whole = std::floor(seconds);
+  t.it_value.tv_sec = static_cast<time_t>(whole);
+  t.it_value.tv_usec = static_cast<suseconds_t>((seconds - whole) * 1e6);
+  if (seconds > 0.0 && t.it_value.tv_sec == 0 && t.it_value.tv_usec == 0) t.it_value.tv_usec = 1;
+  ::setitimer(ITIMER_REAL, &t, nullptr);
+}
 
 }  // namespace
 
@@ -32,6 +52,23 @@ void set_process_worker(int worker) noexcept {
 }
 
 void set_thread_worker(int worker) noexcept { thread_worker = worker; }
+
+void set_item_timeout(double seconds) noexcept {
+  item_timeout_seconds = seconds > 0.0 ? seconds : 0.0;
+  if (item_timeout_seconds == 0.0) return;
+  struct sigaction action {};
+  action.sa_handler = on_item_timeout;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGALRM, &action, nullptr);
+}
+
+item_timer::item_timer() noexcept : armed_(item_timeout_seconds > 0.0) {
+  if (armed_) set_real_timer(item_timeout_seconds);
+}
+
+item_timer::~item_timer() {
+  if (armed_) set_real_timer(0.0);
+}
 
 std::optional<std::string> try_worker_setup(const std::function<void()>& setup) noexcept {
   if (!setup) return std::nullopt;

@@ -220,6 +220,60 @@ TEST_CASE("stop_dispatching drains what is in flight and ends", "[dispatcher]") 
   CHECK(handed == d.next_index());  // everything taken from the source was handed over
 }
 
+TEST_CASE("a drained stop request finishes what is in flight and sends nothing more, not even retries", "[dispatcher]") {
+  scripted_backend b(2, false);
+  b.killer = "2";  // the first chunk's worker dies: its items wait to be retried one by one
+  std::size_t taken = 0;
+  stop_request request;
+  dispatch_options o;
+  o.schedule.chunksize = 5;
+  o.schedule.adaptive = false;
+  o.total_items = 100;
+  o.stop = &request;
+  dispatcher d(b, counting_codec(100, taken), o);
+  request.drain(10.0);  // before the first next(): nothing is ever sent
+  CHECK_FALSE(d.next().has_value());
+  CHECK(d.stats().chunks == 0);
+  CHECK(d.stopped());
+  CHECK_FALSE(d.abandoned());
+
+  stop_request later;
+  o.stop = &later;
+  o.ordered = false;
+  scripted_backend c(2, true);  // worker 1 answers first; worker 0, holding chunks 0 and 2, dies last
+  c.killer = "2";
+  taken = 0;
+  dispatcher e(c, counting_codec(100, taken), o);
+  std::set<std::size_t> handed;
+  while (auto f = e.next()) {
+    for (std::size_t i = 0; i < f->count; ++i) handed.insert(f->first_index + i);
+    later.drain(10.0);
+  }
+  CHECK(e.stats().chunks == 4);   // the first round alone: the lost chunks' items are not retried
+  CHECK(handed.size() == 10);     // worker 1's two chunks
+  CHECK(handed.count(2) == 0);
+  CHECK(e.stopped());
+}
+
+TEST_CASE("an abandoned stop request drops the chunks in flight at once", "[dispatcher]") {
+  scripted_backend b(2, false);
+  b.killer = "none";
+  std::size_t taken = 0;
+  stop_request request;
+  dispatch_options o;
+  o.schedule.chunksize = 5;
+  o.schedule.adaptive = false;
+  o.stop = &request;
+  dispatcher d(b, counting_codec(std::nullopt, taken), o);  // endless
+  REQUIRE(d.next().has_value());
+  request.abandon();
+  CHECK_FALSE(d.next().has_value());
+  CHECK(d.stats().chunks == 4);
+  CHECK(d.stats().items == 5);
+  CHECK(d.stopped());
+  CHECK(d.abandoned());
+}
+
 TEST_CASE("large result payloads shrink the next chunks so a chunk's results stay within 4 MiB", "[dispatcher]") {
   scripted_backend b(2, false);
   b.killer = "none";                 // a chunk retried as it was would keep its size

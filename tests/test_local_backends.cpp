@@ -27,6 +27,11 @@ namespace {
 
 using factory = std::unique_ptr<backend> (*)(int, chunk_task, worker_setup);
 
+/// A process backend without an item timeout, as a factory.
+std::unique_ptr<backend> make_process_pool(int workers, chunk_task task, worker_setup setup) {
+  return make_process_backend(workers, std::move(task), std::move(setup));
+}
+
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -104,7 +109,7 @@ bool no_child_left() {
 }  // namespace
 
 TEST_CASE("local backends return every chunk once with its transformed payload", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   constexpr int workers = 3;
   auto b = make(workers, test_task, {});
@@ -157,7 +162,7 @@ TEST_CASE("local backends return every chunk once with its transformed payload",
 }
 
 TEST_CASE("local backends wait out a time-out without an event", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   auto b = make(2, test_task, {});
   const double start = now();
@@ -169,7 +174,7 @@ TEST_CASE("local backends wait out a time-out without an event", "[engine]") {
 }
 
 TEST_CASE("stopping a local backend with chunks in flight is prompt and leaves no child", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   auto b = make(2, test_task, {});
   // Each worker runs a short chunk and holds long ones behind it: stop abandons those.
@@ -192,7 +197,7 @@ TEST_CASE("stopping a local backend with chunks in flight is prompt and leaves n
 }
 
 TEST_CASE("a local backend does not spin the root while it waits", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   auto b = make(1, test_task, {});
   b->send(0, make_chunk(0, "cmd:sleep:300"));
@@ -208,7 +213,7 @@ TEST_CASE("a local backend does not spin the root while it waits", "[engine]") {
 }
 
 TEST_CASE("a local backend reports a chunk whose task throws and keeps the worker", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   auto b = make(1, test_task, {});
   b->send(0, make_chunk(1, "cmd:throw"));
@@ -226,7 +231,7 @@ TEST_CASE("a local backend reports a chunk whose task throws and keeps the worke
 // A worker whose setup throws says so once, runs none of its chunks and stops promptly; the other
 // workers run theirs, each knowing its number.
 TEST_CASE("a local backend reports a setup that throws once and runs no chunk on that worker", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   const chunk_task numbered = [](const std::string& /*items*/, double& compute_seconds) {
     compute_seconds = 0.0;
@@ -260,7 +265,7 @@ TEST_CASE("a local backend reports a setup that throws once and runs no chunk on
 }
 
 TEST_CASE("local backends measure a small chunk's round trip", "[engine]") {
-  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_backend}, {"thread", make_thread_backend}}));
+  const auto [name, make] = GENERATE(table<const char*, factory>({{"process", make_process_pool}, {"thread", make_thread_backend}}));
   INFO("backend: " << name);
   auto b = make(1, test_task, {});
   std::vector<double> trips;

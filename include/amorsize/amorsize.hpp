@@ -13,4 +13,5 @@
 #include <amorsize/schedule.hpp>
 #include <amorsize/session.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/stop.hpp>
 #include <amorsize/worker.hpp>

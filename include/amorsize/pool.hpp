@@ -8,6 +8,7 @@
 #include <amorsize/optimize.hpp>
 #include <amorsize/plan.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/stop.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -58,10 +59,18 @@ struct pool_options {
   /// Called on the root, in the thread that takes the records, once per chunk whose result came back
   /// (a serial run: once per item), with its span; empty: nothing is recorded.
   std::function<void(const chunk_span&)> on_chunk;
+  /// When set and triggered, the call stops: it dispatches nothing new, hands over what finishes
+  /// in the drain's grace and ends; items not finished get no record (see stop_request).
+  stop_request* stop = nullptr;
+  /// Seconds an item may run in a worker process before its worker is killed and replaced and the
+  /// item gets an error record, 0 for no limit; threads, worker ranks and a serial run cannot stop
+  /// an item, so there the run has no limit and says so in `log`.
+  double item_timeout = 0.0;
 };
 
 /// Throws input_error, naming the value and what to do, for options no run can use: a negative
-/// worker count, workers given but none positive, or a chunk size that looks like a negative number.
+/// worker count, workers given but none positive, a chunk size that looks like a negative number, or
+/// an item timeout that is negative or not a number.
 void validate(const pool_options& options);
 
 /// Throws input_error for a chunk size over 2^31, most likely a negative number converted to std::size_t.
@@ -79,6 +88,7 @@ struct run_stats {
   double compute_seconds = 0.0;             ///< Time spent in the function, summed over items.
   double root_cpu_seconds = 0.0;            ///< CPU time the root spent dispatching and gathering.
   double wall_seconds = 0.0;                ///< From the call to the last record.
+  bool stopped = false;                     ///< A stop_request ended the call before its source did.
 };
 
 namespace detail {

@@ -21,5 +21,18 @@ std::optional<std::string> try_worker_setup(const std::function<void()>& setup) 
 /// throws setup_error when it throws.
 void run_setup_here(const std::function<void()>& setup);
 
+/// Arms the item timeout of the worker process it runs in for the item run in its scope (nothing
+/// elsewhere); when it fires, the worker exits at once and the root reports the item timed out.
+class item_timer {
+ public:
+  item_timer() noexcept;
+  ~item_timer();
+  item_timer(const item_timer&) = delete;
+  item_timer& operator=(const item_timer&) = delete;
+
+ private:
+  bool armed_ = false;
+};
+
 }  // namespace detail
 }  // namespace amorsize

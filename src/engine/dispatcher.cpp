@@ -52,10 +52,14 @@ dispatcher::dispatcher(backend& workers, chunk_codec codec, dispatch_options opt
 std::optional<finished_chunk> dispatcher::next() {
   cpu_meter meter(stats_.root_cpu_seconds);
   for (;;) {
+    heed_stop_request();
     if (auto ready = pop_ready()) return ready;
+    if (abandoned_) return std::nullopt;
     fill_workers();
     if (flight_.empty()) {
       if (auto ready = pop_ready()) return ready;
+      // After a stop request what was never sent, retries included, gets no record.
+      if (stop_requested_ && !(retry_.empty() && source_done_)) return std::nullopt;
       if (alive_workers() == 0 && (!retry_.empty() || !source_done_)) {
         // No worker is left: report what is left item by item rather than lose it.
         for (const in_flight& r : retry_) {
@@ -83,6 +87,28 @@ std::optional<finished_chunk> dispatcher::next() {
   }
 }
 
+void dispatcher::heed_stop_request() {
+  if (abandoned_ || !options_.stop || !options_.stop->requested()) return;
+  if (!stop_requested_) {
+    stop_requested_ = true;
+    stopped_ = work_left();
+  }
+  if (!abandoned_ && options_.stop->abandoned()) {
+    abandoned_ = true;
+    stopped_ = stopped_ || !flight_.empty();
+    // Dropped: their items get no record; the finished chunks still go, in source order but with gaps.
+    for (const auto& [id, held] : flight_) outstanding_ -= held.sent.count;
+    flight_.clear();
+    retry_.clear();
+    std::fill(held_.begin(), held_.end(), 0);
+  }
+}
+
+bool dispatcher::work_left() const {
+  const bool source_read = source_done_ || (options_.total_items && next_index_ >= options_.first_index + *options_.total_items);
+  return !source_read || !retry_.empty() || !flight_.empty();
+}
+
 void dispatcher::fill_workers() {
   // Round by round: every worker gets its first chunk before any gets a second.
   for (int depth = 1; depth <= options_.chunks_per_worker; ++depth) {
@@ -95,6 +121,7 @@ void dispatcher::fill_workers() {
 }
 
 bool dispatcher::dispatch_one(int worker) {
+  if (stop_requested_) return false;
   if (!retry_.empty()) {
     in_flight again = std::move(retry_.front());
     retry_.pop_front();
@@ -224,8 +251,8 @@ void dispatcher::handle(event e) {
     chunk& sent = held.sent;
     if (held.single || sent.count <= 1) {
       // The item itself kills its worker: report it and go on.
-      ready_.emplace(sent.first_index, failed_chunk(sent.first_index, sent.count,
-                                                    "its worker died while running it (" + lost.reason + ")"));
+      const std::string why = lost.timed_out ? lost.reason : "its worker died while running it (" + lost.reason + ")";
+      ready_.emplace(sent.first_index, failed_chunk(sent.first_index, sent.count, why));
     } else {
       // Re-run the chunk item by item on other workers to find the item that killed this one.
       ++stats_.retried_chunks;
@@ -280,10 +307,10 @@ finished_chunk dispatcher::failed_chunk(std::size_t first_index, std::size_t cou
 std::optional<finished_chunk> dispatcher::pop_ready() {
   if (ready_.empty()) return std::nullopt;
   auto it = ready_.begin();
-  if (options_.ordered && it->first != next_to_hand_) return std::nullopt;
+  if (options_.ordered && it->first != next_to_hand_ && !abandoned_) return std::nullopt;
   finished_chunk out = std::move(it->second);
   ready_.erase(it);
-  if (options_.ordered) next_to_hand_ += out.count;
+  if (options_.ordered) next_to_hand_ = out.first_index + out.count;
   outstanding_ -= out.count;
   stats_.items += out.count;
   return out;

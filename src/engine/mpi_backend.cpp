@@ -93,9 +93,9 @@ class mpi_backend final : public backend {
   [[nodiscard]] int workers() const override { return static_cast<int>(worker_ranks_.size()); }
 
   void send(int w, chunk c) override {
-    if (stopped_ || w < 0 || w >= workers() || lost_[static_cast<std::size_t>(w)]) {
+    if (told_to_stop_ || w < 0 || w >= workers() || lost_[static_cast<std::size_t>(w)]) {
       throw error(exit_code::internal, "chunk " + std::to_string(c.id) + " sent to worker " + std::to_string(w) +
-                                           (stopped_ ? " after stop()" : ", which does not exist or was lost"));
+                                           (told_to_stop_ ? " after stop()" : ", which does not exist or was lost"));
     }
     sends_.reap();
     held_[static_cast<std::size_t>(w)].push_back(c.id);
@@ -145,16 +145,25 @@ class mpi_backend final : public backend {
     return chunk_result{trailer.id, worker, std::move(received->bytes), trailer.compute_seconds};
   }
 
-  [[nodiscard]] bool alive(int w) const override { return !lost_.at(static_cast<std::size_t>(w)); }
+  [[nodiscard]] bool alive(int w) const override { return !told_to_stop_ && !lost_.at(static_cast<std::size_t>(w)); }
+
+  /// Tells every non-root rank to stop after the chunk it runs, without waiting: stop() collects their answers.
+  void abandon() override {
+    if (told_to_stop_) {
+      return;
+    }
+    told_to_stop_ = true;
+    for (int rank = root_rank + 1; rank < world_size_; ++rank) {
+      sends_.start(comm_, rank, tag::stop, {});
+    }
+  }
 
   void stop() override {
     if (stopped_) {
       return;
     }
+    abandon();
     stopped_ = true;
-    for (int rank = root_rank + 1; rank < world_size_; ++rank) {
-      sends_.start(comm_, rank, tag::stop, {});
-    }
     // Each rank answers `stopped` after its last result, so once every rank has answered no message is
     // left in flight; results still coming are dropped, freeing their senders.
     int answers_due = world_size_ - 1;
@@ -187,6 +196,9 @@ class mpi_backend final : public backend {
   /// Workers whose task threw; they run no more chunks.
   std::vector<bool> lost_;
   pending_sends sends_;
+  /// The ranks were told to stop (by abandon() or stop()).
+  bool told_to_stop_ = false;
+  /// Their answers were collected: no message is left in flight.
   bool stopped_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <amorsize/sample.hpp>
 #include <amorsize/worker.hpp>
 
+#include "../text.hpp"
 #include "worker_number.hpp"
 #include "worker_process.hpp"
 
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <stdexcept>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <system_error>
 #include <unistd.h>
 #include <utility>
@@ -58,6 +61,10 @@ constexpr double stop_grace_seconds = 1.0;
 /// Seconds a child that closed its socket gets to finish exiting before it is killed.
 constexpr double lost_grace_seconds = 0.2;
 
+/// Seconds a worker holding chunks may answer nothing beyond its items' share of the item timeout
+/// (a chunk's transfer, a fork and a setup fit in it) before it is killed as stalled.
+constexpr double stall_margin_seconds = 3.0;
+
 /// Bytes read from a worker's socket at a time, at least.
 constexpr std::size_t read_block = 64 * 1024;
 
@@ -82,15 +89,24 @@ void drain_until_hang_up(int fd) {
   }
 }
 
+/// Makes the signals a terminal sends a whole foreground process group (Ctrl-C, a hang-up) and the
+/// user signals pass over a worker: the root alone decides how its run stops. SIGTERM still ends it.
+void ignore_terminal_signals() {
+  for (const int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) std::signal(sig, SIG_IGN);
+}
+
 /// A worker's whole life: run the setup, then read a chunk, run the task, write the result, until
-/// the root hangs up. A setup that throws is answered once; the worker then runs nothing.
+/// the root hangs up. A setup that throws is answered once; the worker then runs nothing. An item
+/// that runs past `item_timeout` seconds (0: no limit) ends the worker with item_timed_out_status.
 ///
 /// The child is a fork of a process that may have other threads, and it runs the user's task
 /// (allocating, locking, printing): a lock another thread held at the fork stays locked here
 /// forever. That is the hazard of multiprocessing's "fork" start method, accepted for the same
 /// reason (no exec, the task needs no registry); start the pool before starting threads.
-int worker_main(int fd, int worker, const chunk_task& task, const worker_setup& setup) {
+int worker_main(int fd, int worker, const chunk_task& task, const worker_setup& setup, double item_timeout) {
+  ignore_terminal_signals();
   detail::set_process_worker(worker);
+  detail::set_item_timeout(item_timeout);
   std::string out;
   if (std::optional<std::string> failure = detail::try_worker_setup(setup)) {
     if (write_answer(fd, result_header{0, outcome::setup_threw, 0.0, 0}, *failure)) drain_until_hang_up(fd);
@@ -112,7 +128,8 @@ int worker_main(int fd, int worker, const chunk_task& task, const worker_setup& 
 
 class process_backend final : public backend {
  public:
-  process_backend(int workers, chunk_task task, worker_setup setup) : task_(std::move(task)), setup_(std::move(setup)) {
+  process_backend(int workers, chunk_task task, worker_setup setup, double item_timeout)
+      : task_(std::move(task)), setup_(std::move(setup)), item_timeout_(item_timeout) {
     if (workers < 1) throw input_error("a process pool needs at least one worker, not " + std::to_string(workers));
     if (!task_) throw input_error("a process pool needs a task to run");
     slots_.resize(static_cast<std::size_t>(workers));
@@ -135,7 +152,8 @@ class process_backend final : public backend {
   void send(int w, chunk c) override {
     if (!alive(w)) throw std::logic_error("chunk sent to process worker " + std::to_string(w) + ", which is not alive");
     slot& s = slots_[static_cast<std::size_t>(w)];
-    s.held.push_back(c.id);
+    if (s.held.empty()) s.heard_at = watched_seconds_;  // an idle worker owes nothing until now
+    s.held.push_back({c.id, c.count});
     if (s.write_broken) return;  // the next wait() reports the worker lost with this chunk
     s.out.push_back(to_bytes(chunk_header{c.id, c.first_index, c.count, c.payload.size()}));
     if (!c.payload.empty()) s.out.push_back(std::move(c.payload));
@@ -164,10 +182,16 @@ class process_backend final : public backend {
       }
       if (fds.empty()) return std::nullopt;  // stopped, or every worker is gone for good
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
-      const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<decltype(left)>(left, 0, 1 << 30)));
+      const int poll_ms = static_cast<int>(std::clamp<decltype(left)>(left, 0, 1 << 30));
+      const double poll_start = monotonic_seconds();
+      const int n = ::poll(fds.data(), fds.size(), poll_ms);
       if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll on worker sockets");
+      // Only the time the root spends waiting counts against its workers, and never more than the
+      // wait asked for: a root that was away (its caller busy, the process stopped) blames no worker.
+      watched_seconds_ += std::min(monotonic_seconds() - poll_start, poll_ms * 1e-3 + 0.01);
       if (n <= 0) {
-        if (clock::now() >= deadline) return std::nullopt;
+        kill_stalled();
+        if (ready_.empty() && clock::now() >= deadline) return std::nullopt;
         continue;
       }
       for (std::size_t k = 0; k < fds.size(); ++k) {
@@ -177,6 +201,7 @@ class process_backend final : public backend {
         if ((fds[k].revents & POLLOUT) != 0) flush(s);
         if ((fds[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0 && !receive(s, static_cast<int>(w))) lose(w);
       }
+      kill_stalled();  // after reading: a worker that just answered is not stalled
       if (ready_.empty() && clock::now() >= deadline) return std::nullopt;  // only parts of frames moved
     }
   }
@@ -199,7 +224,21 @@ class process_backend final : public backend {
     ready_.clear();
   }
 
+  /// Kills the workers running chunks, then stops the others as stop() does.
+  void abandon() override {
+    for (const auto& s : slots_) {
+      if (s.proc.pid > 0 && !s.held.empty()) ::kill(s.proc.pid, SIGKILL);
+    }
+    stop();
+  }
+
  private:
+  /// A chunk a worker holds: its id and its number of items.
+  struct held_chunk {
+    std::uint64_t id = 0;
+    std::size_t count = 0;
+  };
+
   /// One worker: its process, what is still to be written to it, and what it sent so far.
   struct slot {
     detail::child_process proc;
@@ -208,14 +247,17 @@ class process_backend final : public backend {
     bool write_broken = false;         ///< A write failed: the worker is gone; reading will tell why.
     std::string in;                    ///< Bytes received and not yet parsed, then free space to receive into.
     std::size_t in_used = 0;           ///< Bytes of `in` that were received.
-    std::deque<std::uint64_t> held;    ///< Ids of the chunks the worker holds, oldest first.
+    std::deque<held_chunk> held;       ///< The chunks the worker holds, oldest first.
+    double heard_at = 0.0;             ///< watched_seconds_ when the worker last sent bytes or, idle, was sent a chunk.
   };
 
   /// Forks worker `w` into its slot; false when the system refuses.
   bool start(std::size_t w) {
     slot& s = slots_[w];
     s = slot{};
-    s.proc = detail::start_child([this, w](int fd) { return worker_main(fd, static_cast<int>(w), task_, setup_); });
+    s.proc = detail::start_child(
+        [this, w](int fd) { return worker_main(fd, static_cast<int>(w), task_, setup_, item_timeout_); });
+    s.heard_at = watched_seconds_;
     if (s.proc.pid < 0) return false;
     ::fcntl(s.proc.fd, F_SETFL, ::fcntl(s.proc.fd, F_GETFL) | O_NONBLOCK);
     return true;
@@ -273,6 +315,7 @@ class process_backend final : public backend {
         return errno == EAGAIN || errno == EWOULDBLOCK;
       }
       s.in_used += static_cast<std::size_t>(n);
+      s.heard_at = watched_seconds_;
       parse(s, w);
     }
   }
@@ -296,7 +339,7 @@ class process_backend final : public backend {
         payload = s.in.substr(pos + sizeof head, head.length);
         pos += sizeof head + head.length;
       }
-      if (auto it = std::find(s.held.begin(), s.held.end(), head.id); it != s.held.end()) s.held.erase(it);
+      std::erase_if(s.held, [&head](const held_chunk& h) { return h.id == head.id; });
       if (head.result == outcome::setup_threw) {
         ready_.emplace_back(setup_failed{w, std::move(payload)});
       } else if (head.result == outcome::task_threw) {
@@ -315,24 +358,53 @@ class process_backend final : public backend {
     }
   }
 
-  /// Reaps worker `w`, reports it lost with the chunks it held, and forks its replacement.
-  void lose(std::size_t w) {
+  /// Kills, with the reason "stalled", each worker that holds chunks and has sent nothing for longer
+  /// than their items may take under the item timeout plus a margin (none without a timeout).
+  void kill_stalled() {
+    if (item_timeout_ <= 0.0) return;
+    for (std::size_t w = 0; w < slots_.size(); ++w) {
+      slot& s = slots_[w];
+      if (s.proc.pid <= 0 || s.held.empty()) continue;
+      std::size_t items = 0;
+      for (const held_chunk& h : s.held) items += std::max<std::size_t>(1, h.count);
+      const double silent = watched_seconds_ - s.heard_at;
+      if (silent <= static_cast<double>(items) * item_timeout_ + stall_margin_seconds) continue;
+      ::kill(s.proc.pid, SIGKILL);
+      lose(w, "stalled: no answer for " + text::format("%.3g", silent) + " s");
+    }
+  }
+
+  /// Reaps worker `w`, reports it lost with the chunks it held (`why`, else how it ended), and forks
+  /// its replacement.
+  void lose(std::size_t w, std::optional<std::string> why = std::nullopt) {
     slot& s = slots_[w];
     detail::hang_up(s.proc);
-    worker_lost lost{static_cast<int>(w), {s.held.begin(), s.held.end()}, detail::describe_exit(detail::reap(s.proc.pid, lost_grace_seconds))};
+    const int status = detail::reap(s.proc.pid, lost_grace_seconds);
+    worker_lost lost{static_cast<int>(w), {}, why.value_or(detail::describe_exit(status))};
+    for (const held_chunk& h : s.held) lost.chunks.push_back(h.id);
+    lost.timed_out = !why && item_timeout_ > 0.0 && WIFEXITED(status) && WEXITSTATUS(status) == detail::item_timed_out_status;
     s = slot{};
+    std::string not_replaced;
     const std::size_t limit = 3 * slots_.size();
     if (++deaths_in_a_row_ > limit) {
-      lost.reason += "; not replaced: " + std::to_string(limit) + " workers died in a row without finishing a chunk";
+      not_replaced = std::to_string(limit) + " workers died in a row without finishing a chunk";
     } else if (!start(w)) {
-      lost.reason += "; not replaced: fork failed (" + std::string(std::strerror(errno)) + ")";
+      not_replaced = "fork failed (" + std::string(std::strerror(errno)) + ")";
       s = slot{};
+    }
+    if (lost.timed_out) {
+      lost.reason = "timed out after " + text::format("%g", item_timeout_) + " s (its worker was killed and " +
+                    (not_replaced.empty() ? "replaced)" : "not replaced: " + not_replaced + ")");
+    } else if (!not_replaced.empty()) {
+      lost.reason += "; not replaced: " + not_replaced;
     }
     ready_.emplace_back(std::move(lost));
   }
 
   chunk_task task_;
   worker_setup setup_;
+  double item_timeout_ = 0.0;         ///< Seconds an item may run (0: no limit).
+  double watched_seconds_ = 0.0;      ///< Seconds spent waiting on the workers: the clock stalls are measured on.
   std::vector<slot> slots_;
   std::deque<event> ready_;           ///< Events received and not yet handed out, oldest first.
   std::size_t deaths_in_a_row_ = 0;   ///< Workers lost since the last completed chunk.
@@ -350,8 +422,8 @@ bool fork_is_safe() {
   return process_threads() <= 1 + runtime_threads;
 }
 
-std::unique_ptr<backend> make_process_backend(int workers, chunk_task task, worker_setup setup) {
-  return std::make_unique<process_backend>(workers, std::move(task), std::move(setup));
+std::unique_ptr<backend> make_process_backend(int workers, chunk_task task, worker_setup setup, double item_timeout) {
+  return std::make_unique<process_backend>(workers, std::move(task), std::move(setup), item_timeout);
 }
 
 }  // namespace amorsize::engine

@@ -69,7 +69,18 @@ class thread_backend final : public backend {
 
   [[nodiscard]] bool alive(int w) const override { return !stopped_ && w >= 0 && w < workers(); }
 
+  /// Joins every thread; a thread cannot be interrupted, so this waits for the chunk each one runs.
   void stop() override {
+    abandon();
+    for (auto& l : lanes_) {
+      if (l->thread.joinable()) l->thread.join();
+    }
+    const std::lock_guard lock(results_mutex_);
+    results_.clear();
+  }
+
+  /// Drops the chunks not started and tells every thread to end after its running chunk, without waiting.
+  void abandon() override {
     if (stopped_) return;
     stopped_ = true;
     for (auto& l : lanes_) {
@@ -80,11 +91,6 @@ class thread_backend final : public backend {
       }
       l->wake.notify_one();
     }
-    for (auto& l : lanes_) {
-      if (l->thread.joinable()) l->thread.join();
-    }
-    const std::lock_guard lock(results_mutex_);
-    results_.clear();
   }
 
  private:

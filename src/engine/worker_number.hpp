@@ -1,5 +1,5 @@
 #pragma once
-/// Setting the number current_worker() returns, for the backends (internal).
+/// Setting the number current_worker() returns and a worker process's item timeout, for the backends (internal).
 
 namespace amorsize::detail {
 
@@ -9,5 +9,12 @@ void set_process_worker(int worker) noexcept;
 
 /// Makes current_worker() return `worker` in the calling thread alone (a thread worker).
 void set_thread_worker(int worker) noexcept;
+
+/// The exit status of a worker process whose item outlived its item timeout (as timeout(1) exits).
+constexpr int item_timed_out_status = 124;
+
+/// Makes every item_timer in the calling thread (a worker process's only one) end the process with
+/// item_timed_out_status once its item has run `seconds` (0: never); uses ITIMER_REAL and SIGALRM.
+void set_item_timeout(double seconds) noexcept;
 
 }  // namespace amorsize::detail

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -97,8 +98,12 @@ child_process start_child(const std::function<int(int fd)>& body) {
   // child; as multiprocessing does, only the standard streams (a child flushes only those).
   std::fflush(stdout);
   std::fflush(stderr);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    // Die with the parent, however it dies; if it died before this line, the kernel will not tell.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(EXIT_FAILURE);
     for (const int fd : open) ::close(fd);
     ::close(fds[0]);
     open.clear();

@@ -29,7 +29,9 @@ struct child_process {
 /// Before `body` runs, the child closes the parent's end of every other worker socket that
 /// start_child opened in this process and hang_up has not closed, so each child sees end of
 /// stream as soon as the parent hangs up on it; other inherited descriptors stay open. Returns
-/// pid -1 when the system refuses. The parent's stdout and stderr are flushed before the fork.
+/// pid -1 when the system refuses. The parent's stdout and stderr are flushed before the fork. The
+/// child is killed (SIGKILL) when the thread that forked it ends (PR_SET_PDEATHSIG), so it never
+/// outlives its root: drive a process pool from a thread that outlives the pool.
 /// The child must call only async-signal-safe functions unless the parent is known to be
 /// single-threaded.
 child_process start_child(const std::function<int(int fd)>& body);

@@ -196,3 +196,54 @@ TEST_CASE("a throwing setup on a worker rank stops the run with setup_error", "[
   CHECK(failure.find("cannot open model.bin (the per-worker setup threw; fix it or run without it)") !=
         std::string::npos);
 }
+
+// Only the root sees a stop request: a drain or an abandon ends the root's call soon, and every other
+// rank is told to stop as at a normal end. An item timeout cannot apply to ranks: the root says so.
+TEST_CASE("a stop request on the root ends the call on every rank", "[mpi][pool][stop]") {
+  session& s = session::current();
+  const bool abandon = GENERATE(false, true);
+  INFO("rank " << s.rank() << " of " << s.size() << (abandon ? ", abandon" : ", drain"));
+  stop_request request;
+  std::ostringstream log;
+  pool_options options;
+  options.stop = &request;
+  options.schedule.chunksize = 1;
+  options.schedule.adaptive = false;
+  options.item_timeout = 1.0;
+  options.log = &log;
+  pool p(options);
+  std::size_t records = 0;
+  double stopped_at = 0.0;
+  double ended_at = 0.0;
+  bool stopped = false;
+  {
+    auto stream = p.imap_unordered(
+        [](const int& x) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          return x;
+        },
+        iota_items(100000));
+    while (auto r = stream.next()) {
+      if (++records == 10) {
+        stopped_at = monotonic_seconds();
+        if (abandon) {
+          request.abandon();
+        } else {
+          request.drain(10.0);
+        }
+      }
+    }
+    ended_at = monotonic_seconds();
+    stopped = stream.stats().stopped;
+  }
+  if (!s.is_root()) {
+    CHECK(records == 0);
+    return;
+  }
+  CHECK(records >= 10);
+  CHECK(records < 100);
+  CHECK(stopped);
+  CHECK(ended_at - stopped_at < 2.0);
+  CHECK(log.str().find(s.size() > 1 ? "a worker rank cannot be stopped" : "a serial run cannot be stopped") !=
+        std::string::npos);
+}

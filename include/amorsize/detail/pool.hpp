@@ -3,6 +3,7 @@
 
 #include <amorsize/detail/call_identity.hpp>
 #include <amorsize/probe.hpp>
+#include <amorsize/worker.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -86,7 +87,10 @@ engine::chunk_task make_task(std::shared_ptr<Fn> fn) {
     std::vector<item_result<R>> records;
     records.reserve(items.size());
     const double start = monotonic_seconds();
-    for (const T& item : items) records.push_back(run_one<R>(*fn, item, 0));
+    for (const T& item : items) {
+      const item_timer timer;  // a worker process's item timeout, if any
+      records.push_back(run_one<R>(*fn, item, 0));
+    }
     compute_seconds = monotonic_seconds() - start;
     return to_bytes(records);
   };
@@ -161,6 +165,9 @@ class stream_base : public stream_state<R> {
   /// Index one past the last item the run took from the source.
   virtual std::size_t taken() const = 0;
 
+  /// True once the pool's stop request, if any, was triggered.
+  [[nodiscard]] bool stop_requested() const { return options_.stop && options_.stop->requested(); }
+
   run_input<T, R> input_;
   pool_options options_;
   run_stats stats_;
@@ -179,9 +186,10 @@ class stream_base : public stream_state<R> {
       return item_result<R>::failure(i, message);
     }
     if (auto record = next_computed()) return record;
-    // After a stop, the items never started still get a record each, when their number is known.
+    // After a stop on error, the items never started still get a record each, when their number is
+    // known; after a stop request they get none: a later run resumes them.
     const std::size_t first = input_.known.size();
-    if (stopping_ && total_ && taken() + not_run_ < first + *total_) {
+    if (stopping_ && !stop_requested() && total_ && taken() + not_run_ < first + *total_) {
       const std::size_t index = taken() + not_run_++;
       return item_result<R>::failure(index, "not run: stopped after item " + std::to_string(stop_index_) + " failed");
     }
@@ -208,6 +216,10 @@ class serial_stream final : public stream_base<T, R> {
  private:
   std::optional<item_result<R>> next_computed() override {
     if (this->stopping_) return std::nullopt;
+    if (this->stop_requested()) {
+      this->stats_.stopped = !this->total_ || index_ < this->input_.known.size() + *this->total_;
+      return std::nullopt;
+    }
     std::optional<T> item = this->input_.data.next();
     if (!item) return std::nullopt;
     const std::size_t index = index_++;
@@ -255,7 +267,12 @@ class engine_stream final : public stream_base<T, R> {
         throw;
       }
       if (!done) {
-        workers_->stop();
+        if (dispatcher_->abandoned()) {
+          workers_->abandon();  // the destructor's stop() waits for what cannot be killed
+        } else {
+          workers_->stop();
+        }
+        this->stats_.stopped = dispatcher_->stopped();
         return std::nullopt;
       }
       if (this->options_.on_chunk && done->worker >= 0) this->options_.on_chunk(span_of(places_, *done));

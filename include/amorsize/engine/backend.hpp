@@ -32,6 +32,7 @@ struct worker_lost {
   int worker = -1;                    ///< The worker that died.
   std::vector<std::uint64_t> chunks;  ///< Ids of the chunks it held, oldest first.
   std::string reason;                 ///< Why, e.g. "killed by signal 11 (Segmentation fault)".
+  bool timed_out = false;             ///< Its running item outlived the item timeout; `reason` says so in full.
 };
 
 /// A worker whose per-worker setup threw; it runs no chunk, and the run must stop.
@@ -72,6 +73,11 @@ class backend {
 
   /// Stops every worker and waits for it, abandoning chunks in flight; idempotent, also called on early exit.
   virtual void stop() = 0;
+
+  /// Stops every worker without waiting for the chunks it runs, as far as the workers allow (worker
+  /// processes are killed; threads and ranks finish their running chunk, which stop() waits for);
+  /// stop() must still follow, and the default is stop().
+  virtual void abandon() { stop(); }
 };
 
 }  // namespace amorsize::engine

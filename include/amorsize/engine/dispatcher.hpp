@@ -4,6 +4,7 @@
 
 #include <amorsize/engine/backend.hpp>
 #include <amorsize/schedule.hpp>
+#include <amorsize/stop.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +43,7 @@ struct dispatch_options {
   std::optional<std::size_t> total_items;   ///< Items the source holds from `first_index` on (nullopt: unknown or endless).
   std::size_t first_index = 0;              ///< Source position of the first item (items before it were handled elsewhere).
   int chunks_per_worker = 2;                ///< Chunks a worker holds: one running, the rest prefetched.
+  const stop_request* stop = nullptr;       ///< Checked between waits: a drain sends nothing more, an abandon drops what is in flight (null: none).
 };
 
 /// A chunk whose results are ready for the consumer.
@@ -77,7 +79,9 @@ class dispatcher {
 
   /// Returns the next finished chunk (in source order when ordered), or nullopt once every item is handed over;
   /// rethrows what the source threw once every item read before it is handed over; throws setup_error
-  /// when a worker's setup threw.
+  /// when a worker's setup threw. After a stop request it returns nullopt once the chunks in flight
+  /// are handed over (a drain) or at once (an abandon: the finished chunks, in source order but
+  /// with gaps, then nullopt), and items not handed over get no record.
   std::optional<finished_chunk> next();
 
   /// Sends no further chunk; chunks in flight still finish and are handed over.
@@ -89,6 +93,12 @@ class dispatcher {
   /// Returns the index one past the last item taken from the source.
   [[nodiscard]] std::size_t next_index() const noexcept { return next_index_; }
 
+  /// Returns true when a stop request ended the run with items not handed over, or the source not read to its end.
+  [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+  /// Returns true when a stop request made the run drop the chunks in flight: the backend should abandon them too.
+  [[nodiscard]] bool abandoned() const noexcept { return abandoned_; }
+
  private:
   struct in_flight {
     chunk sent;
@@ -97,6 +107,8 @@ class dispatcher {
     double sent_at = 0.0;  // monotonic_seconds() when it was sent
   };
 
+  void heed_stop_request();
+  [[nodiscard]] bool work_left() const;
   void fill_workers();
   bool dispatch_one(int worker);
   made_chunk take(std::size_t max_items);
@@ -131,6 +143,9 @@ class dispatcher {
   bool source_done_ = false;
   std::exception_ptr source_failure_;              // what the source threw, rethrown after the items read before it
   bool draining_ = false;
+  bool stop_requested_ = false;                    // a stop request was seen: dispatch nothing more, not even retries
+  bool abandoned_ = false;                         // ... and its grace is over: chunks in flight are dropped
+  bool stopped_ = false;
   dispatch_stats stats_;
 };
 

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <csignal>

@@ -121,10 +121,8 @@ source<shell_item> shell_job::items() const {
 
 std::function<shell_result(const shell_item&)> shell_job::function() const {
   auto parsed = std::make_shared<const command_template>(parse_command_template(command));
-  capture_options capture;
-  capture.max_bytes = capture_bytes;
-  capture.results_dir = results;
-  return [parsed, text = command, shell = use_shell, capture](const shell_item& item) {
+  const task_options options{capture_bytes, results, timeout_seconds};
+  return [parsed, text = command, shell = use_shell, options](const shell_item& item) {
     const int worker = current_worker();
     const task_fields fields{item.line, item.number, worker + 1};
     shell_result r;
@@ -138,7 +136,7 @@ std::function<shell_result(const shell_item&)> shell_job::function() const {
       arguments = expand_arguments(*parsed, fields);
       r.command = command_line_text(arguments);
     }
-    r.outcome = run_task(arguments, capture, std::to_string(item.number));
+    r.outcome = run_task(arguments, options, std::to_string(item.number));
     r.host = node_name();
     r.worker = worker;
     return r;
@@ -153,6 +151,7 @@ runner::record_fields shell_job::record(const shell_result& result) const {
   f["command"] = result.command;
   f["exit_code"] = o.exit_code;
   if (o.signal != 0) f["signal"] = o.signal;
+  if (o.timed_out) f["timed_out"] = true;
   f["host"] = result.host;
   f["worker"] = result.worker;
   f["start"] = o.start;

@@ -59,8 +59,9 @@ struct shell_job {
   bool use_shell = false;            ///< --shell: run the substituted template with /bin/sh -c.
   std::size_t capture_bytes = 65536; ///< --capture-bytes: bytes of stdout and of stderr kept per record.
   std::string results;               ///< --results: a folder (made if missing) for each task's whole stdout and stderr instead.
+  double timeout_seconds = 0;        ///< The runner's --timeout: wall seconds a task may run before its process group is killed; 0: none.
 
-  /// Binds the options above to `command`.
+  /// Binds its own options above (not timeout_seconds: the runner owns --timeout) to `command`.
   void add_options(CLI::App& command);
   /// On the root, before anything runs: the template parses, the input is readable, the results folder writable.
   void check() const;
@@ -68,9 +69,12 @@ struct shell_job {
   [[nodiscard]] std::vector<std::string> inputs() const;
   /// Returns the tasks: the input's lines that are not blank, read as the run goes (on the root only).
   [[nodiscard]] source<item_type> items() const;
+  /// Lets each task run at most `seconds` (0: no limit); the runner calls it for `run shell --timeout S`.
+  void set_item_timeout(double seconds) { timeout_seconds = seconds; }
   /// Returns the function that runs one task and reports it.
   [[nodiscard]] std::function<result_type(const item_type&)> function() const;
-  /// Returns a task's record fields; a task that did not exit 0 is a failure.
+  /// Returns a task's record fields (`"timed_out": true` for a task killed by the timeout); a task
+  /// that did not exit 0 is a failure.
   [[nodiscard]] runner::record_fields record(const result_type& result) const;
 };
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,9 +15,12 @@
 #include <array>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -88,9 +92,10 @@ std::string open_pipes(output_streams& streams) {
   return {};
 }
 
-/// Starts `argv` with stdin from /dev/null, stdout and stderr on `streams.child`, default signal
-/// dispositions and no blocked signal; returns 0 with `pid` set, or the error number. (The C
-/// library's own signals, 32 and 33 in glibc, stay ignored: sigfillset leaves them out on purpose.)
+/// Starts `argv` as the leader of a new process group with stdin from /dev/null, stdout and stderr on
+/// `streams.child`, default signal dispositions and no blocked signal; returns 0 with `pid` set, or
+/// the error number. (The C library's own signals, 32 and 33 in glibc, stay ignored: sigfillset
+/// leaves them out on purpose.)
 int spawn(const std::vector<std::string>& argv, const output_streams& streams, pid_t& pid) {
   if (argv.empty()) return ENOENT;
   posix_spawn_file_actions_t actions;
@@ -113,7 +118,10 @@ int spawn(const std::vector<std::string>& argv, const output_streams& streams, p
   if (error == 0) error = ::posix_spawn_file_actions_adddup2(&actions, streams.child[1].get(), STDERR_FILENO);
   if (error == 0) error = ::posix_spawnattr_setsigdefault(&attributes, &all);
   if (error == 0) error = ::posix_spawnattr_setsigmask(&attributes, &none);
-  if (error == 0) error = ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  if (error == 0) error = ::posix_spawnattr_setpgroup(&attributes, 0);
+  if (error == 0) {
+    error = ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  }
   if (error == 0) error = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
   ::posix_spawnattr_destroy(&attributes);
   ::posix_spawn_file_actions_destroy(&actions);
@@ -140,28 +148,87 @@ void read_ready(pipe_reader& stream, std::vector<char>& buffer, std::size_t max_
   stream.kept.append(buffer.data(), std::min(bytes, max_bytes - std::min(max_bytes, stream.kept.size())));
 }
 
-/// Reads both pipes together until both are closed, so the child never blocks on either.
-void drain(std::array<pipe_reader, 2>& streams, std::size_t max_bytes) {
+/// Sends `sig` to process group `group`; a group already gone is no error.
+void signal_group(pid_t group, int sig) { ::kill(-group, sig); }
+
+/// Returns true once `pid` has exited (or was reaped by the kernel, as when SIGCHLD is ignored),
+/// leaving it unreaped: while it is a zombie its pid, which is its group's id, cannot be reused.
+bool has_exited(pid_t pid) {
+  siginfo_t info{};
+  const int got = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
+  return (got == 0 && info.si_pid == pid) || (got < 0 && errno == ECHILD);
+}
+
+/// Returns the milliseconds from `now` to `when` for poll: rounded up (an early wake-up would spin), -1 for never.
+int poll_milliseconds(double now, double when) {
+  if (!std::isfinite(when)) return -1;
+  return static_cast<int>(std::clamp(std::ceil((when - now) * 1000), 0.0, double{INT_MAX}));
+}
+
+/// How watching a task ended.
+struct watch_end {
+  bool timed_out = false;  ///< The command ran past its timeout and its group was signalled.
+  int last_signal = 0;     ///< The signal sent last to its group, 0 if none.
+};
+
+/// Watches command `pid`, the leader of its own process group, until it has exited and `streams`
+/// are closed: reads both pipes together (so the command never blocks on either), signals the group
+/// past `timeout_at` (monotonic seconds; infinite: never), and leaves the command unreaped.
+///
+/// Processes the command started in the background may hold its output open long after it exited
+/// (`sh -c 'daemon & echo started'`); the task's output is read for output_grace_seconds more, then
+/// the pipes are closed and those processes left running, as a shell leaves them: waiting for them
+/// would hold a worker for as long as they live, and killing them would end daemons started on purpose.
+watch_end watch(pid_t pid, std::array<pipe_reader, 2>& streams, std::size_t max_bytes, double timeout_at) {
+  constexpr double never = std::numeric_limits<double>::infinity();
+  constexpr double no_pidfd_period = 0.01;  // kernels before 5.3: look for the exit every 10 ms
+  // glibc 2.36 declares pidfd_open without C linkage, so call it by number; it becomes readable when the command exits.
+  const unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   std::vector<char> buffer(std::size_t{1} << 16U);
+  watch_end end;
+  double kill_at = never;
+  double read_until = never;
   for (;;) {
-    std::array<pollfd, 2> ready{};
+    const double now = monotonic_seconds();
+    const bool exited = has_exited(pid);
+    if (exited && read_until == never) read_until = now + output_grace_seconds;
+    if (!exited && now >= timeout_at) {
+      signal_group(pid, end.last_signal = SIGTERM);
+      end.timed_out = true;
+      timeout_at = never;
+      kill_at = now + kill_grace_seconds;
+    }
+    if (now >= kill_at) {
+      signal_group(pid, SIGKILL);
+      if (!exited) end.last_signal = SIGKILL;  // what the command itself was sent, not what it left behind
+      kill_at = never;
+    }
+    std::array<pollfd, 3> ready{};
     std::array<pipe_reader*, 2> polled{};
-    nfds_t count = 0;
+    nfds_t pipes = 0;
     for (pipe_reader& stream : streams) {
       if (stream.pipe.get() < 0) continue;
-      ready[count] = {stream.pipe.get(), POLLIN, 0};
-      polled[count++] = &stream;
+      ready[pipes] = {stream.pipe.get(), POLLIN, 0};
+      polled[pipes++] = &stream;
     }
-    if (count == 0) return;
-    if (::poll(ready.data(), count, -1) < 0) {
+    if (exited && (pipes == 0 || now >= read_until)) break;
+    double wake = std::min({timeout_at, kill_at, read_until});
+    nfds_t count = pipes;
+    if (!exited && pidfd.get() >= 0) ready[count++] = {pidfd.get(), POLLIN, 0};
+    if (!exited && pidfd.get() < 0) wake = std::min(wake, now + no_pidfd_period);
+    if (::poll(ready.data(), count, poll_milliseconds(now, wake)) < 0) {
       if (errno == EINTR) continue;
-      for (pipe_reader& stream : streams) stream.pipe.reset();  // cannot happen with valid arguments; the child gets SIGPIPE
-      return;
+      // Cannot happen with valid arguments: stop reading (the command gets SIGPIPE) and wait for it as it is.
+      for (pipe_reader& stream : streams) stream.pipe.reset();
+      break;
     }
-    for (nfds_t i = 0; i < count; ++i) {
+    for (nfds_t i = 0; i < pipes; ++i) {
       if (ready[i].revents != 0) read_ready(*polled[i], buffer, max_bytes);
     }
   }
+  // A timed-out command that exited within the grace may have left its group behind: end it all now.
+  if (kill_at != never) signal_group(pid, SIGKILL);
+  return end;
 }
 
 /// Returns true when `name` names an existing file: directly when it holds a slash, else in a directory of $PATH.
@@ -217,7 +284,7 @@ std::uint64_t file_size(const unique_fd& fd) {
 
 }  // namespace
 
-task_outcome run_task(const std::vector<std::string>& argv, const capture_options& capture, const std::string& stem) {
+task_outcome run_task(const std::vector<std::string>& argv, const task_options& options, const std::string& stem) {
   task_outcome outcome;
   outcome.start = wall_clock_seconds();
   const double began = monotonic_seconds();
@@ -231,20 +298,22 @@ task_outcome run_task(const std::vector<std::string>& argv, const capture_option
   }
 
   output_streams streams;
-  const bool to_files = !capture.results_dir.empty();
-  if (std::string problem = to_files ? open_result_files(capture.results_dir, stem, streams) : open_pipes(streams);
+  const bool to_files = !options.results_dir.empty();
+  if (std::string problem = to_files ? open_result_files(options.results_dir, stem, streams) : open_pipes(streams);
       !problem.empty()) {
     return with_failure(std::move(outcome), 126, std::move(problem));
   }
   pid_t pid = -1;
   if (const int error = spawn(argv, streams, pid); error != 0) return refused(std::move(outcome), name, error);
 
+  std::array<pipe_reader, 2> readers = {pipe_reader{std::move(streams.pipes[0]), outcome.out, outcome.out_bytes},
+                                        pipe_reader{std::move(streams.pipes[1]), outcome.err, outcome.err_bytes}};
   if (!to_files) {
     for (unique_fd& end : streams.child) end.reset();  // the child holds the write ends now; closing ours gives end of file
-    std::array<pipe_reader, 2> readers = {pipe_reader{std::move(streams.pipes[0]), outcome.out, outcome.out_bytes},
-                                          pipe_reader{std::move(streams.pipes[1]), outcome.err, outcome.err_bytes}};
-    drain(readers, capture.max_bytes);
   }
+  const bool limited = options.timeout_seconds > 0 && std::isfinite(options.timeout_seconds);
+  const watch_end watched = watch(pid, readers, options.max_bytes,
+                                  limited ? began + options.timeout_seconds : std::numeric_limits<double>::infinity());
   // waitpid, not a wait that discards it: the child's rusage goes to RUSAGE_CHILDREN, which the sampler reads.
   int status = 0;
   pid_t reaped = -1;
@@ -256,9 +325,18 @@ task_outcome run_task(const std::vector<std::string>& argv, const capture_option
     outcome.out_bytes = file_size(streams.child[0]);
     outcome.err_bytes = file_size(streams.child[1]);
   }
+  outcome.timed_out = watched.timed_out;
   // ECHILD when this process ignores SIGCHLD, so the kernel reaped the child and kept its status.
   if (reaped < 0) return with_failure(std::move(outcome), -1, std::string("exit status lost: ") + std::strerror(wait_error));
   record_status(status, name, outcome);
+  if (watched.timed_out) {
+    outcome.exit_code = -1;
+    if (outcome.signal == 0) outcome.signal = watched.last_signal;
+    std::ostringstream failure;
+    failure << "timed out after " << options.timeout_seconds << " s (killed by signal " << outcome.signal << " ("
+            << ::strsignal(outcome.signal) << "))";
+    outcome.failure = failure.str();
+  }
   return outcome;
 }
 

@@ -49,6 +49,7 @@ alive() {
   ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
 }
 
+# Prints the slurm.conf of a cluster of $2 nodes under folder $1 on ports from $3 (paths double-quoted: DIR may hold spaces).
 write_conf() {
   local dir=$1 n=$2 base=$3 cpus
   cpus=$(nproc)
@@ -66,15 +67,15 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SlurmUser=root
 SlurmdUser=root
-StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool/%n
-SlurmctldPidFile=$dir/run/slurmctld.pid
-SlurmdPidFile=$dir/run/slurmd-%n.pid
-SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd-%n.log
+StateSaveLocation="$dir/state"
+SlurmdSpoolDir="$dir/spool/%n"
+SlurmctldPidFile="$dir/run/slurmctld.pid"
+SlurmdPidFile="$dir/run/slurmd-%n.pid"
+SlurmctldLogFile="$dir/log/slurmctld.log"
+SlurmdLogFile="$dir/log/slurmd-%n.log"
 SlurmdParameters=config_overrides
 # one TmpFS per node, or every srun step fails on a shared PMIx directory
-TmpFS=$dir/tmp/%n
+TmpFS="$dir/tmp/%n"
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
@@ -97,9 +98,10 @@ start() {
   for tool in slurmctld slurmd scontrol sinfo munge unmunge unshare; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup.sh installs slurm-wlm and munge)"
   done
-  mkdir -p "$1"
   local dir
-  dir=$(readlink -f "$1")
+  dir=$(readlink -m -- "$1")
+  # slurm.conf holds each path in double quotes, which cannot hold these; Slurm expands % in some paths.
+  [[ $dir != *[\"#%]* && $dir != *$'\n'* ]] || die "DIR must not hold a double quote, #, % or a line break: $dir"
   mkdir -p "$dir"/{state,run,log,spool,tmp}
   local i
   for ((i = 1; i <= n; i++)); do mkdir -p "$dir/spool/fn$i" "$dir/tmp/fn$i"; done
@@ -123,11 +125,14 @@ start() {
   for ((i = 1; i <= n; i++)); do
     if ! alive "$dir/run/slurmd-fn$i.pid" slurmd; then
       # Its own UTS namespace: each "node" has its own hostname, so MPI sees separate nodes.
-      unshare --uts sh -c "hostname fn$i && exec slurmd -f '$conf' -N fn$i" ||
+      # The values are sh's positional parameters, never part of its code: DIR may hold any character.
+      # shellcheck disable=SC2016  # single quotes on purpose
+      unshare --uts sh -c 'hostname "$1" && exec slurmd -f "$2" -N "$1"' sh "fn$i" "$conf" ||
         die "slurmd fn$i did not start (see $dir/log/slurmd-fn$i.log)"
     fi
   done
-  timeout 60 bash -c "until [ \$(sinfo -h -N -o %T | grep -c -E '^(idle|mixed|allocated)\$') -ge $n ]; do sleep 0.1; done" ||
+  # shellcheck disable=SC2016  # single quotes on purpose: the node count is bash's $1, not part of its code
+  timeout 60 bash -c 'until (($(sinfo -h -N -o %T | grep -c -E "^(idle|mixed|allocated)$") >= $1)); do sleep 0.1; done' bash "$n" ||
     die "not every node came up (see $dir/log/): $(sinfo -h -N -o '%N %T' | tr '\n' ' ')"
   sinfo
   printf '\nCluster up. Use it with:\n  export SLURM_CONF=%s\nStop it with:\n  %s stop %s\n' "$conf" "$0" "$dir"
@@ -137,15 +142,14 @@ stop() {
   (($# == 1)) || usage
   [[ -d $1 ]] || die "no cluster directory $1"
   local dir
-  dir=$(readlink -f "$1")
+  dir=$(readlink -f -- "$1")
   export SLURM_CONF=$dir/slurm.conf
   # Cancel its jobs first, so that no job step outlives its slurmd.
   if alive "$dir/run/slurmctld.pid" slurmctld && timeout 5 scontrol ping 2>/dev/null | grep -q UP; then
-    local jobs
-    jobs=$(timeout 5 squeue -h -o %i 2>/dev/null || true)
-    if [[ -n $jobs ]]; then
-      # shellcheck disable=SC2086  # one job id per word
-      timeout 5 scancel $jobs 2>/dev/null || true
+    local jobs=()
+    mapfile -t jobs < <(timeout 5 squeue -h -o %i 2>/dev/null || true)
+    if ((${#jobs[@]} > 0)); then
+      timeout 5 scancel "${jobs[@]}" 2>/dev/null || true
       local tries
       for ((tries = 0; tries < 100; tries++)); do
         [[ -n $(timeout 5 squeue -h -o %i 2>/dev/null) ]] || break

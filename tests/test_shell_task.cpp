@@ -1,4 +1,5 @@
 // The shell job's task: one command run without a shell, its output captured or sent to files.
+#include <jobs/shell_job.hpp>
 #include <jobs/shell_task.hpp>
 
 #include <amorsize/probe.hpp>
@@ -9,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +58,51 @@ class temp_dir {
 
 /// Runs `argv` capturing output in memory, `max_bytes` of each stream kept.
 task_outcome run(const args& argv, std::size_t max_bytes = 65536) { return run_task(argv, {max_bytes, ""}, "task"); }
+
+/// Runs `argv` capturing output in memory, with a timeout of `seconds`.
+task_outcome run_with_timeout(const args& argv, double seconds) { return run_task(argv, {65536, "", seconds}, "task"); }
+
+/// Returns true when no process runs in process group `group` (a task's, whose id is its command's
+/// pid); zombies do not count: an orphan is reaped by init, whenever init gets to it.
+bool group_empty(long group) {
+  for (const fs::directory_entry& entry : fs::directory_iterator("/proc")) {
+    if (entry.path().filename().string().find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::optional<std::string> stat = read_small_file(entry.path().string() + "/stat");
+    if (!stat) continue;  // it has just exited
+    // /proc/PID/stat: "PID (COMM) STATE PPID PGRP ..."; COMM may hold spaces and parentheses.
+    std::istringstream fields(stat->substr(stat->rfind(')') + 1));
+    char state = 0;
+    long parent = 0;
+    long pgrp = 0;
+    if (fields >> state >> parent >> pgrp && pgrp == group && state != 'Z') return false;
+  }
+  return true;
+}
+
+/// Returns true when no process has `marker` in its command line.
+bool none_running(const std::string& marker) { return run({"pgrep", "-f", marker}).exit_code == 1; }
+
+/// Returns true once `done()` is, within a second: a killed process takes a moment to end.
+template <class Predicate>
+bool within_a_second(Predicate done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+/// Returns true once no process has `marker` in its command line, within a second.
+bool gone(const std::string& marker) {
+  return within_a_second([&marker] { return none_running(marker); });
+}
+
+/// Returns true once process group `group` (as the task printed it) is empty and no process has
+/// `marker` in its command line, within a second.
+bool group_gone(const std::string& group, const std::string& marker) {
+  return within_a_second([id = std::stol(group), &marker] { return group_empty(id) && none_running(marker); });
+}
 
 /// Seconds since the epoch on the wall clock, as task_outcome::start counts them.
 double now_epoch() {
@@ -247,6 +294,116 @@ TEST_CASE("a process that ignores SIGCHLD loses the exit status and says so", "[
   CHECK(outcome.failure == "exit status lost: No child processes");
 }
 
+TEST_CASE("a task runs in a process group of its own, so a terminal's Ctrl-C does not reach it", "[shell_task]") {
+  // `read` is a shell builtin: /proc/self/stat is the shell's own; its fifth field is its process group.
+  const task_outcome ids = run({"sh", "-c", "read -r _ _ _ _ group _ </proc/self/stat; echo \"$$ $group\""});
+  std::istringstream words(ids.out);
+  pid_t pid = 0;
+  pid_t group = 0;
+  REQUIRE(words >> pid >> group);
+  CHECK(group == pid);
+  CHECK(group != ::getpgrp());
+}
+
+TEST_CASE("a timeout ends the task's whole process group and keeps its output so far", "[shell_task][timeout]") {
+  // `echo never` keeps sh from exec'ing sleep: sleep is a grandchild, which only a group kill reaches.
+  const task_outcome outcome = run_with_timeout({"sh", "-c", "echo $$; echo err >&2; sleep 100.123; echo never"}, 0.3);
+  CHECK(outcome.timed_out);
+  CHECK_FALSE(outcome.ok());
+  CHECK(outcome.exit_code == -1);
+  CHECK(outcome.signal == SIGTERM);
+  CHECK(outcome.failure == "timed out after 0.3 s (killed by signal 15 (Terminated))");
+  CHECK(outcome.err == "err\n");
+  CHECK(outcome.seconds >= 0.3);
+  CHECK(outcome.seconds < 0.3 + kill_grace_seconds);
+  REQUIRE(outcome.out.size() > 1);
+  CHECK(group_gone(outcome.out, "sleep 100.123"));
+
+  const task_outcome direct = run_with_timeout({"sleep", "30"}, 0.2);
+  CHECK(direct.timed_out);
+  CHECK(direct.signal == SIGTERM);
+  CHECK(direct.seconds < 0.2 + kill_grace_seconds);
+}
+
+TEST_CASE("a task that ignores SIGTERM is killed with SIGKILL after the grace", "[shell_task][timeout]") {
+  // An ignored signal stays ignored across exec: sleep ignores SIGTERM too.
+  const task_outcome outcome = run_with_timeout({"sh", "-c", "trap '' TERM; echo $$; sleep 100.5; echo never"}, 0.2);
+  CHECK(outcome.timed_out);
+  CHECK(outcome.exit_code == -1);
+  CHECK(outcome.signal == SIGKILL);
+  CHECK(outcome.failure == "timed out after 0.2 s (killed by signal 9 (Killed))");
+  CHECK(outcome.seconds >= 0.2 + kill_grace_seconds);
+  CHECK(outcome.seconds < 0.2 + kill_grace_seconds + 1.5);
+  REQUIRE(outcome.out.size() > 1);
+  CHECK(group_gone(outcome.out, "sleep 100.5"));
+}
+
+TEST_CASE("a timed-out task that exits on SIGTERM but leaves processes behind: they are killed too", "[shell_task][timeout]") {
+  // The shell exits 0 on TERM; its background sleep, which ignores TERM, is ended with SIGKILL
+  // when its output is no longer read, before the grace is over.
+  const task_outcome outcome =
+      run_with_timeout({"sh", "-c", "trap 'exit 0' TERM; (trap '' TERM; exec sleep 100.75) & echo $$; wait"}, 0.2);
+  CHECK(outcome.timed_out);
+  CHECK(outcome.exit_code == -1);
+  CHECK(outcome.signal == SIGTERM);  // the signal sent last before it exited
+  CHECK(outcome.seconds < 0.2 + kill_grace_seconds);
+  REQUIRE(outcome.out.size() > 1);
+  CHECK(group_gone(outcome.out, "sleep 100.75"));
+}
+
+TEST_CASE("a task that ends before its timeout is not affected by it", "[shell_task][timeout]") {
+  const task_outcome outcome = run_with_timeout({"sh", "-c", "sleep 0.1; echo done"}, 10);
+  CHECK(outcome.ok());
+  CHECK_FALSE(outcome.timed_out);
+  CHECK(outcome.out == "done\n");
+  CHECK(outcome.seconds < 5);
+  CHECK(run_with_timeout({"sh", "-c", "exit 4"}, 10).failure == "exited 4");
+}
+
+TEST_CASE("a timeout with results_dir keeps the output written so far in the files", "[shell_task][timeout]") {
+  const temp_dir dir;
+  const task_outcome outcome = run_task({"sh", "-c", "echo part; sleep 30.25; echo never"}, {1, dir.path().string(), 0.2}, "t");
+  CHECK(outcome.timed_out);
+  CHECK(outcome.signal == SIGTERM);
+  CHECK(read_small_file((dir.path() / "t.stdout").string()) == "part\n");
+  CHECK(outcome.out_bytes == 5);
+  CHECK(gone("sleep 30.25"));
+}
+
+TEST_CASE("a background process holding a task's output does not hold the task", "[shell_task][timeout]") {
+  // Output written shortly after the command exited is still read.
+  const task_outcome late = run({"sh", "-c", "(sleep 0.2; echo late) & echo early"});
+  CHECK(late.ok());
+  CHECK(late.out == "early\nlate\n");
+
+  // One that outlives output_grace_seconds is left running; the task ends without it.
+  const task_outcome outcome = run({"sh", "-c", "sleep 100.25 & echo $!"});
+  CHECK(outcome.ok());
+  CHECK(outcome.seconds < output_grace_seconds + 1.5);
+  REQUIRE(outcome.out.size() > 1);
+  const auto sleeper = static_cast<pid_t>(std::stol(outcome.out));
+  CHECK(::kill(sleeper, SIGKILL) == 0);  // still running, as the task left it; not a child of this process
+}
+
+TEST_CASE("the shell job's set_item_timeout limits each task and its record says timed_out", "[shell_task][timeout]") {
+  shell_job job;
+  job.command = "sleep {}";
+  const shell_result finished = job.function()(shell_item{1, "0"});
+  CHECK(finished.outcome.ok());
+  CHECK_FALSE(job.record(finished).fields.contains("timed_out"));
+
+  job.set_item_timeout(0.2);
+  const shell_result result = job.function()(shell_item{2, "30.5"});
+  CHECK(result.outcome.timed_out);
+  CHECK(result.outcome.seconds < 0.2 + kill_grace_seconds);
+  const amorsize::runner::record_fields record = job.record(result);
+  CHECK(record.fields["timed_out"] == true);
+  CHECK(record.fields["exit_code"] == -1);
+  CHECK(record.fields["signal"] == SIGTERM);
+  CHECK(record.failure == "timed out after 0.2 s (killed by signal 15 (Terminated))");
+  CHECK(gone("sleep 30.5"));
+}
+
 TEST_CASE("node_name is $SLURMD_NODENAME when set, else the host's name", "[shell_task]") {
   const std::optional<std::string> saved = environment_variable("SLURMD_NODENAME");
 
@@ -265,6 +422,7 @@ TEST_CASE("a task outcome survives a Boost binary archive", "[shell_task]") {
   task_outcome sent;
   sent.exit_code = -1;
   sent.signal = 9;
+  sent.timed_out = true;
   sent.failure = "killed by signal 9 (Killed)";
   sent.start = 1700000000.25;
   sent.seconds = 1.5;
@@ -283,6 +441,7 @@ TEST_CASE("a task outcome survives a Boost binary archive", "[shell_task]") {
   in >> received;
   CHECK(received.exit_code == sent.exit_code);
   CHECK(received.signal == sent.signal);
+  CHECK(received.timed_out == sent.timed_out);
   CHECK(received.failure == sent.failure);
   CHECK(received.start == sent.start);
   CHECK(received.seconds == sent.seconds);

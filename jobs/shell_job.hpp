@@ -71,6 +71,8 @@ struct shell_job {
   [[nodiscard]] source<item_type> items() const;
   /// Lets each task run at most `seconds` (0: no limit); the runner calls it for `run shell --timeout S`.
   void set_item_timeout(double seconds) { timeout_seconds = seconds; }
+  /// Returns what besides a task's line decides its result: the command template and --shell.
+  [[nodiscard]] std::string identity() const { return (use_shell ? "shell " : "exec ") + command; }
   /// Returns the function that runs one task and reports it.
   [[nodiscard]] std::function<result_type(const item_type&)> function() const;
   /// Returns a task's record fields (`"timed_out": true` for a task killed by the timeout); a task

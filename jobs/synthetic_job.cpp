@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <sstream>
 
 namespace amorsize::jobs {
 
@@ -57,6 +58,13 @@ source<synthetic_job::item_type> synthetic_job::items() const {
         return next++;
       },
       size);
+}
+
+std::string synthetic_job::identity() const {
+  std::ostringstream text;
+  text << "dist " << dist << " work " << work << " mean-ms " << mean_ms << " cv " << cv << " threads " << threads
+       << " result-bytes " << result_bytes << " seed " << seed << " fail-every " << fail_every << " crash-every " << crash_every;
+  return text.str();
 }
 
 runner::record_fields synthetic_job::record(const result_type& result) const {

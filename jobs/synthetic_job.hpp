@@ -45,6 +45,8 @@ struct synthetic_job {
   [[nodiscard]] std::string needs_processes() const {
     return crash_every > 0 ? "--crash-every aborts the process that runs the item" : std::string();
   }
+  /// Returns what besides an item's index decides its result: every option but --items and --endless.
+  [[nodiscard]] std::string identity() const;
   /// Returns a result's fields: {"result": {"bytes": N, "digest": "..."}}.
   [[nodiscard]] runner::record_fields record(const result_type& result) const;
 };

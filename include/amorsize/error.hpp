@@ -19,6 +19,7 @@ enum class exit_code : int {
   out_of_resources = 9,///< The system refused another process or thread (fork or thread creation failed).
   setup_failed = 10,   ///< The per-worker setup threw in a worker (or the sampler), so the run stopped.
   output_failed = 11,  ///< An output (records, report, trace) could not be written: a full disk, a closed pipe.
+  interrupted = 12,    ///< A signal (SIGINT, SIGTERM, SIGHUP, SIGUSR1) stopped the run; its records are whole: continue it with --resume.
   internal = 70,       ///< A bug in amorsize: please report it with the command line.
 };
 

@@ -142,6 +142,8 @@ class stream_state {
   virtual std::optional<item_result<R>> next() = 0;
   /// Returns the counters so far.
   virtual run_stats stats() const = 0;
+  /// Returns how many records have come back and wait to be taken.
+  virtual std::size_t buffered() const { return 0; }
 };
 
 }  // namespace detail
@@ -191,6 +193,9 @@ class result_stream {
   std::optional<item_result<R>> next() { return state_ ? state_->next() : std::nullopt; }
   /// Returns the counters so far.
   [[nodiscard]] run_stats stats() const { return state_ ? state_->stats() : run_stats{}; }
+  /// Returns how many records have come back and wait to be taken: 0 when the record just taken
+  /// ends its chunk (a caller that writes records can flush then).
+  [[nodiscard]] std::size_t buffered() const { return state_ ? state_->buffered() : 0; }
 
  private:
   std::unique_ptr<detail::stream_state<R>> state_;

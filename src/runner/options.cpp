@@ -136,6 +136,16 @@ void add_run_options(CLI::App& command, run_cli& r) {
              "Off a terminal: print a progress line every SECONDS (Slurm logs)")
       ->excludes(off);
   command.add_flag("-q,--quiet", r.quiet, "No summary at the end (errors are still reported)");
+  auto* resume = command.add_flag("--resume", r.resume,
+                                  "Continue the run whose records are in --output: items with a record are not run again");
+  command.add_flag("--overwrite", r.overwrite, "Replace an --output that already holds records")->excludes(resume);
+  command.add_flag("--retry-failed", r.retry_failed, "With --resume: run the items of error records again")->needs(resume);
+  add_number(command, "--grace", r.grace, 0.0, 86400.0,
+             "After SIGINT, SIGTERM, SIGHUP or SIGUSR1: seconds items in flight get to finish (a second signal abandons them)");
+  add_number(command, "--retries", r.retries, 0, 1000, "Run a failed item again up to this many times");
+  add_number(command, "--timeout", r.timeout, 0.001, 1e9,
+             "Stop an item that runs longer than SECONDS (a shell task's processes, a worker process)");
+  add_text(command, "--max-failures", r.max_failures, "Stop starting items after N failed ones, or P% of all (e.g. 5%)");
 }
 
 }  // namespace detail

@@ -4,6 +4,7 @@
 #include <amorsize/runner.hpp>
 
 #include "progress.hpp"
+#include "record_file.hpp"
 #include "trace.hpp"
 
 #include <fcntl.h>
@@ -11,12 +12,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
+#include <sstream>
+#include <array>
 
 namespace amorsize::runner::detail {
 namespace {
@@ -99,6 +106,77 @@ std::optional<backend_kind> parse_backend(const std::string& name) {
   throw input_error("--backend " + name + " is not a backend: use processes, threads or serial (under mpirun/srun: ranks)");
 }
 
+/// The stop request the signal handler triggers (null: no run listens), and what it has seen.
+std::atomic<stop_request*> signalled_stop{nullptr};
+std::atomic<int> signals_seen{0};
+std::atomic<int> first_signal{0};
+double signal_grace = 0.0;        // set before the handler is installed, read only by it
+std::string draining_message;     // likewise
+std::string abandoning_message;   // likewise
+static_assert(std::atomic<stop_request*>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
+
+/// The signals that stop a run gracefully (the first) or at once (the next).
+constexpr std::array stop_signals{SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+
+/// Async-signal-safe: the first signal drains the run, the next abandons what is in flight.
+extern "C" void on_stop_signal(int number) {
+  stop_request* stop = signalled_stop.load();
+  if (stop == nullptr) return;
+  const int saved_errno = errno;
+  if (signals_seen.fetch_add(1) == 0) {
+    first_signal.store(number);
+    stop->drain(signal_grace);
+    (void)!::write(STDERR_FILENO, draining_message.data(), draining_message.size());
+  } else {
+    stop->abandon();
+    (void)!::write(STDERR_FILENO, abandoning_message.data(), abandoning_message.size());
+  }
+  errno = saved_errno;
+}
+
+/// Routes the stop signals to a run's stop request on the root, and makes the other ranks ignore
+/// them (the root stops them), for as long as it lives.
+class stop_signals_guard {
+ public:
+  stop_signals_guard(stop_request& stop, bool root, double grace, const std::string& noun) {
+    signal_grace = grace;
+    draining_message = "\namorsize: stopping: no new " + noun + " start; those running get up to " + format_grace(grace) +
+                       " to finish (a second signal abandons them); then records and report are written\n";
+    abandoning_message = "\namorsize: abandoning the " + noun + " still running; they run again on --resume\n";
+    signals_seen = 0;
+    first_signal = 0;
+    signalled_stop = &stop;
+    struct sigaction action {};
+    action.sa_handler = root ? on_stop_signal : SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (std::size_t i = 0; i < stop_signals.size(); ++i) ::sigaction(stop_signals[i], &action, &previous_[i]);
+  }
+  ~stop_signals_guard() {
+    for (std::size_t i = 0; i < stop_signals.size(); ++i) ::sigaction(stop_signals[i], &previous_[i], nullptr);
+    signalled_stop = nullptr;
+  }
+  stop_signals_guard(const stop_signals_guard&) = delete;
+  stop_signals_guard& operator=(const stop_signals_guard&) = delete;
+
+ private:
+  static std::string format_grace(double grace) {
+    return (std::ostringstream() << grace << " s").str();
+  }
+  std::array<struct sigaction, stop_signals.size()> previous_{};
+};
+
+/// Returns the name of signal `number` ("SIGTERM").
+std::string signal_name(int number) {
+  switch (number) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "signal " + std::to_string(number);
+  }
+}
+
 /// Under MPI, gives every rank the root's `failure` and its exit `code`; throws it where non-empty.
 void share_failure(std::string failure, int code) {
   session& where = session::current();
@@ -132,6 +210,16 @@ struct run_reporter::impl {
   output report{"--report", {}, nullptr, nullptr};
   output trace_file{"--trace", {}, nullptr, nullptr};
   std::string processes_reason;  // why the job needs worker processes (empty: it does not)
+  bool job_stops_own_items = false;
+  record_file out;               // the records, written through --output
+  kept_records kept;             // what the output held when resumed
+  stop_request stop;             // triggered by a stop signal or --max-failures
+  std::optional<stop_signals_guard> signals;
+  bool stopped_by_failures = false;
+  std::size_t max_failures = 0;  // 0: no limit
+  double max_failure_share = 0;  // --max-failures P%: P / 100 of all items (0: none)
+  run_stats stats;               // summed over the run and its rounds of retries
+  int rounds = 0;                // pool calls added to `stats`
   std::unique_ptr<trace_writer> trace;
   std::unique_ptr<progress_meter> progress;
   int root_track = -1;
@@ -174,12 +262,31 @@ struct run_reporter::impl {
   /// Opens the records' output and the trace (at the start of the run proper, so that a run that
   /// stops before it leaves an existing file as it was).
   void open_outputs() {
-    records.open();
+    if (options.resume) out.open_to_resume(records.path, kept);
+    else out.open(records.path);
     if (trace_file.path.empty()) return;
     trace_file.open();
     trace = std::make_unique<trace_writer>(*trace_file.stream, epoch_of(start));
     root_track = trace->track(host, "root");
     sampler_track = trace->track(host, "sampler");
+  }
+
+  /// Throws input_error when --output cannot take this run's records: it holds records and neither
+  /// --resume nor --overwrite says what to do with them, or --resume has nothing it can read back.
+  void check_records_output() const {
+    const std::string& path = records.path;
+    if (path == "-") {
+      if (options.resume) throw input_error("--resume continues the records of an --output FILE: give the file of the run to continue");
+      return;
+    }
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return;  // a new file
+    if (options.resume && !S_ISREG(info.st_mode)) {
+      throw input_error("--resume continues the records of an --output FILE, and " + path + " is not a regular file");
+    }
+    if (!S_ISREG(info.st_mode) || info.st_size == 0 || options.resume || options.overwrite) return;
+    throw input_error("--output " + path + " already holds records (" + std::to_string(info.st_size) +
+                      " bytes): continue that run with --resume, or replace them with --overwrite");
   }
 
   /// Counts one record and redraws the progress when it is due.
@@ -213,11 +320,19 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   m.report.path = run.report;
   m.trace_file.path = run.trace;
   m.processes_reason = job.needs_processes;
+  m.job_stops_own_items = job.stops_own_items;
+  if (const std::string& limit = run.max_failures; !limit.empty() && limit.back() == '%') {
+    m.max_failure_share = parse_number(std::string_view(limit).substr(0, limit.size() - 1), "--max-failures", 0.001, 100.0) / 100;
+  } else if (!limit.empty()) {
+    m.max_failures = parse_number<std::size_t>(limit, "--max-failures", 1, std::numeric_limits<std::size_t>::max());
+  }
   // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
   check_on_root([&] {
     if (job.check) job.check();
     check_outputs(job.inputs);
+    if (run.resume) m.kept = read_records(m.records.path, run.retry_failed);
   });
+  m.signals.emplace(m.stop, m.where.is_root(), run.grace, m.noun);
   if (!m.where.is_root()) return;
 
   // Records on a terminal and a progress line redrawn over them would garble each other.
@@ -250,6 +365,7 @@ void run_reporter::check_outputs(const std::vector<std::string>& inputs) const {
                           ": the run would overwrite its own task list; write somewhere else");
       }
     }
+    if (outputs[i] == &m.records) m.check_records_output();
     if (o.path == "-") continue;
     if (const std::string why = unwritable(o.path); !why.empty()) {
       throw input_error(std::string(o.option) + " " + o.path + " cannot be opened for writing: " + why +
@@ -279,12 +395,18 @@ void run_reporter::planned(const plan& p, std::size_t sampled) {
   m.sampling_seconds = p.profile.sampling_seconds;
   m.total = p.profile.total_items;
   m.workers = p.serial ? 1 : p.n_jobs;
-  // Stop only when tasks beyond the sampled ones are left: a list that was sampled whole has run.
+  // Stop only when tasks beyond the sampled ones are left (a list that was sampled whole has run)
+  // and no retries were asked for (with them, first attempts are expected to fail at times).
   const bool more_to_run = !m.total || *m.total > sampled;
   check_on_root([&] {
-    if (sampled > 0 && m.sampled_failures == sampled && more_to_run) {
+    if (sampled > 0 && m.sampled_failures == sampled && more_to_run && m.options.retries == 0) {
       throw sample_error("every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " +
                          std::to_string(sampled) + "), so the rest were not started; first: " + m.first_sampled_failure);
+    }
+    if (m.max_failure_share > 0) {
+      if (!m.total) throw input_error("--max-failures " + m.options.max_failures + " needs a known number of " + m.noun + ": give a count instead");
+      const double all = static_cast<double>(*m.total + m.kept.kept);
+      m.max_failures = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(m.max_failure_share * all)));
     }
     m.open_outputs();
   });
@@ -310,21 +432,27 @@ pool_options run_reporter::running_options(const plan& p) {
                   c.received - c.sent,
                   {{"first_index", c.first_index}, {"items", c.count}, {"compute_seconds", c.compute_seconds}});
   };
+  po.stop = &m.stop;
+  if (m.options.timeout && !m.job_stops_own_items) po.item_timeout = *m.options.timeout;
   m.root_cpu_start = thread_cpu_seconds();
   return po;
 }
 
-void run_reporter::record(std::size_t index, record_fields&& fields) {
+bool run_reporter::may_retry(int attempt) const {
+  return attempt <= impl_->options.retries && !impl_->stop.requested();
+}
+
+void run_reporter::record(std::size_t index, const std::string& key, int attempt, record_fields&& fields) {
   impl& m = *impl_;
-  nlohmann::ordered_json line = {{"index", index}};
+  nlohmann::ordered_json line = {{"index", index}, {"key", key}};
+  if (m.options.retries > 0) line["attempt"] = attempt;
   for (auto& [key, value] : fields.fields.items()) line[key] = std::move(value);
   const bool ok = fields.failure.empty();
   if (!ok) {
     line["error"] = fields.failure;
     if (m.failed == 0) m.first_failure = m.describe(index, fields.failure);
   }
-  *m.records.stream << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-  if (!*m.records.stream) m.records.check_written();
+  m.out.add(line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
   if (m.trace && fields.timing) {
     const item_timing& t = *fields.timing;
     // The sampled items ran in the sampler, on the root's node; the others on their worker.
@@ -335,19 +463,40 @@ void run_reporter::record(std::size_t index, record_fields&& fields) {
                   t.start, t.seconds, {{"index", index}, {"ok", ok}});
   }
   m.count(ok);
+  if (!ok && m.max_failures > 0 && m.failed >= m.max_failures && !m.stop.requested()) {
+    m.stopped_by_failures = true;
+    m.stop.drain(std::numeric_limits<double>::infinity());
+  }
 }
 
-void run_reporter::record_error(std::size_t index, const std::string& message) {
-  record_fields fields;
-  fields.failure = message;
-  record(index, std::move(fields));
+void run_reporter::chunk_done() {
+  // At most one write per few milliseconds, so a chunk size of 1 does not cost a write per item.
+  constexpr double min_seconds_between_writes = 0.005;
+  impl_->out.flush_every(min_seconds_between_writes);
 }
 
-int run_reporter::finish(const run_stats& stats, const plan& p) {
+void run_reporter::add_stats(const run_stats& stats) {
+  run_stats& sum = impl_->stats;
+  if (impl_->rounds++ == 0) {
+    sum = stats;
+    return;
+  }
+  sum.chunks += stats.chunks;
+  sum.lost_workers += stats.lost_workers;
+  sum.peak_outstanding = std::max(sum.peak_outstanding, stats.peak_outstanding);
+  sum.compute_seconds += stats.compute_seconds;
+  sum.root_cpu_seconds += stats.root_cpu_seconds;
+  sum.wall_seconds += stats.wall_seconds;
+}
+
+const finished_items& run_reporter::finished() const { return impl_->kept.finished; }
+
+int run_reporter::finish(const plan& p) {
   impl& m = *impl_;
+  const run_stats& stats = m.stats;
   const double end = monotonic_seconds();
   if (!m.where.is_root()) return 0;
-  m.records.check_written();
+  m.out.close();
   if (m.progress) m.progress->finish(m.counts());
   if (m.trace) {
     m.trace->finish();
@@ -371,9 +520,11 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
   summary.output = m.records.shown();
   summary.first_failure = m.first_failure;
 
+  const bool interrupted = m.stop.requested() && !m.stopped_by_failures;
+  const std::optional<std::size_t> not_run =
+      m.total ? std::optional<std::size_t>(*m.total - std::min(*m.total, m.done)) : std::nullopt;
   if (!m.report.path.empty()) {
-    m.report.open();
-    const nlohmann::ordered_json report = {
+    nlohmann::ordered_json report = {
         {"items", m.done},
         {"errors", m.failed},
         {"chunks", stats.chunks},
@@ -393,23 +544,63 @@ int run_reporter::finish(const run_stats& stats, const plan& p) {
         {"peak_outstanding_items", stats.peak_outstanding},
         {"peak_root_memory_bytes", peak_memory_bytes()},
         {"first_failure", m.first_failure},
+        {"kept_items", m.kept.kept},
+        {"kept_errors", m.kept.kept_failures},
+        {"interrupted", interrupted},
+        {"signal", interrupted && first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
+        {"abandoned", m.stop.abandoned()},
+        {"stopped_by_max_failures", m.stopped_by_failures},
+        {"not_run", not_run ? nlohmann::ordered_json(*not_run) : nullptr},
         {"plan", nlohmann::ordered_json::parse(p.to_json().dump())},
     };
-    *m.report.stream << report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-    m.report.check_written();
+    write_atomically(m.report.path, report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n",
+                     m.report.option);
   }
-  if (!m.options.quiet) std::cerr << format_summary(summary);
-  if (m.failed == 0) return 0;
-  std::cerr << "amorsize: " << format_failure_line(summary) << '\n';
+  if (!m.options.quiet) {
+    std::cerr << format_summary(summary);
+    if (m.kept.kept > 0) {
+      std::cerr << "amorsize: resumed: " << m.kept.kept << ' ' << m.noun << " kept from " << summary.output << " ("
+                << m.kept.kept_failures << " of them failed)\n";
+    }
+  }
+  const std::string not_run_text = not_run ? std::to_string(*not_run) + " " + m.noun + " not run" : m.noun + " left";
+  if (interrupted) {
+    std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " after " << m.done << " " << m.noun
+              << (m.stop.abandoned() ? ", abandoning those in flight" : "") << "; " << not_run_text << "; the records in "
+              << summary.output << " are whole: run the same command with --resume to finish\n";
+    return static_cast<int>(exit_code::interrupted);
+  }
+  if (m.stopped_by_failures) {
+    std::cerr << "amorsize: stopped after " << m.failed << " failed " << m.noun << " (--max-failures " << m.options.max_failures
+              << "); " << not_run_text << ": fix the cause, then run the same command with --resume --retry-failed\n";
+  }
+  if (m.failed == 0 && m.kept.kept_failures == 0) return 0;
+  if (m.failed > 0) std::cerr << "amorsize: " << format_failure_line(summary) << '\n';
+  else std::cerr << "amorsize: " << m.kept.kept_failures << " error records kept from " << summary.output
+                 << ": --resume --retry-failed runs their " << m.noun << " again\n";
   return static_cast<int>(exit_code::items_failed);
 }
 
-int run_reporter::nothing_to_run() {
-  if (impl_->where.is_root()) {
-    impl_->records.open();  // no records: a complete, empty file
-    std::cerr << "amorsize: no " << impl_->noun << " to run: the input is empty; nothing was started\n";
+int run_reporter::nothing_to_run(std::size_t kept) {
+  impl& m = *impl_;
+  if (!m.where.is_root()) return 0;
+  if (m.options.resume) m.out.open_to_resume(m.records.path, m.kept);
+  else m.out.open(m.records.path);  // no records: a complete, empty file
+  m.out.close();
+  if (kept == 0) {
+    std::cerr << "amorsize: no " << m.noun << " to run: the input is empty; nothing was started\n";
+    return 0;
   }
-  return 0;
+  std::cerr << "amorsize: all " << kept << ' ' << m.noun << " already have records in " << m.out.shown()
+            << "; nothing was started\n";
+  if (m.kept.kept_failures == 0) return 0;
+  std::cerr << "amorsize: " << m.kept.kept_failures << " of them are error records: --resume --retry-failed runs them again\n";
+  return static_cast<int>(exit_code::items_failed);
+}
+
+std::size_t root_count(std::size_t count) {
+  session& where = session::current();
+  return where.mpi() ? std::stoul(where.broadcast(std::to_string(count))) : count;
 }
 
 

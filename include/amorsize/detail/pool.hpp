@@ -294,6 +294,7 @@ class engine_stream final : public stream_base<T, R> {
   }
   void on_stop() override { dispatcher_->stop_dispatching(); }
   std::size_t taken() const override { return dispatcher_->next_index(); }
+  std::size_t buffered() const override { return pending_.size(); }
 
   std::unique_ptr<engine::backend> workers_;
   worker_places places_;

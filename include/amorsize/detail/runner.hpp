@@ -2,9 +2,11 @@
 /// The typed half of the runner: plan and run any job; everything that does not depend on the
 /// job's types (options, output, progress, trace, summary) is in src/runner.
 
+#include <amorsize/resume.hpp>
 #include <amorsize/runner.hpp>
 
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -45,6 +47,13 @@ struct run_cli {
   std::optional<bool> progress;        ///< --progress / --no-progress; unset: when stderr is a terminal.
   std::optional<double> progress_interval; ///< Off a terminal: a plain progress line this often.
   bool quiet = false;                  ///< No summary at the end.
+  bool resume = false;                 ///< Continue the run whose records are in the output.
+  bool overwrite = false;              ///< Replace an output that holds records.
+  bool retry_failed = false;           ///< With resume: run the items of error records again.
+  double grace = 30.0;                 ///< Seconds items in flight get to finish after a stop signal.
+  int retries = 0;                     ///< Runs a failed item gets after its first.
+  std::optional<double> timeout;       ///< Seconds an item may run (unset: no limit).
+  std::string max_failures;            ///< Stop after this many failed items, or this percentage ("5%"); empty: never.
 };
 
 /// Adds the planner's options to a job's subcommand; `for_plan` adds --mode and --json.
@@ -69,6 +78,7 @@ struct job_needs {
   std::function<void()> check;      ///< The job's root-side check of its input (empty: none).
   std::vector<std::string> inputs;  ///< Files the job reads: no output may name one.
   std::string needs_processes;      ///< Why its items need worker processes (empty: any backend will do).
+  bool stops_own_items = false;     ///< The job stops its own items after --timeout (it has set_item_timeout).
 };
 
 /// Runs `check` (if any) on the root; under MPI every rank then throws the root's error, if any.
@@ -91,23 +101,31 @@ class run_reporter {
   run_reporter(const run_reporter&) = delete;
   run_reporter& operator=(const run_reporter&) = delete;
 
+  /// Returns the keys of the items the output already holds (--resume) on the root; else none.
+  [[nodiscard]] const finished_items& finished() const;
   /// The planner's options, with the backend asked for on the command line.
   [[nodiscard]] optimize_options planning_options() const;
   /// Counts a sampled item that failed (its function threw, or its record says it failed).
   void sampled_failure(std::size_t index, const std::string& failure);
   /// Notes the plan and how long it took; when all `sampled` items failed, ends the run on every
-  /// rank with sample_error, since no item is likely to succeed.
+  /// rank with sample_error, since no item is likely to succeed. Opens the outputs and, from here
+  /// on, turns SIGINT, SIGTERM, SIGHUP and SIGUSR1 into a graceful stop.
   void planned(const plan& p, std::size_t sampled);
-  /// The pool's options for the plan: its workers and chunks, the error policy, the trace's observer.
+  /// The pool's options for the plan: its workers and chunks, the error policy, the stop request,
+  /// the item timeout, the trace's observer.
   [[nodiscard]] pool_options running_options(const plan& p);
-  /// Writes the record of item `index` and counts it.
-  void record(std::size_t index, record_fields&& fields);
-  /// Writes the error record of item `index` (its function threw, its worker died, or it was not run): a record with only its failure.
-  void record_error(std::size_t index, const std::string& message);
+  /// True when a failed item may run again: retries are left for `attempt` and the run is not stopping.
+  [[nodiscard]] bool may_retry(int attempt) const;
+  /// Writes the record of item `index` (its `key` identifies it to --resume; `attempt` counts its runs) and counts it.
+  void record(std::size_t index, const std::string& key, int attempt, record_fields&& fields);
+  /// Writes the records gathered so far when due: call it when a chunk's last record was taken.
+  void chunk_done();
+  /// Adds the counters of one pool call (the run, then each round of retries).
+  void add_stats(const run_stats& stats);
   /// Ends the run: report, summary, the failure line; returns the exit code.
-  int finish(const run_stats& stats, const plan& p);
-  /// Ends a run whose source had no items: says so, leaves an empty --output, returns 0.
-  int nothing_to_run();
+  int finish(const plan& p);
+  /// Ends a run without items to run: the input is empty, or the output holds all `kept` already.
+  int nothing_to_run(std::size_t kept);
 
  private:
   /// Throws input_error when an output cannot be written, names an input, or names another output.
@@ -127,6 +145,33 @@ std::string noun_of() {
   else return "items";
 }
 
+/// Returns the fields of an error record: its function threw, its worker died, or it was not run.
+inline record_fields error_fields(const std::string& message) {
+  record_fields fields;
+  fields.failure = message;
+  return fields;
+}
+
+/// Throws the input_error nested in `e`, if it holds one; else returns.
+inline void rethrow_nested_input_error(const std::exception& e) {
+  try {
+    std::rethrow_if_nested(e);
+  } catch (const input_error&) {
+    throw;
+  } catch (...) {
+  }
+}
+
+/// Under MPI, returns the root's `count` on every rank; else `count`.
+std::size_t root_count(std::size_t count);
+
+/// Returns what besides an item decides its result: the job's identity(), else its name.
+template <class J>
+std::string identity_of(const J& job) {
+  if constexpr (requires { job.identity(); }) return std::string(J::name) + '\n' + job.identity();
+  else return std::string(J::name);
+}
+
 /// Returns the job's per-worker setup, or an empty function when it has none.
 template <class J>
 std::function<void()> setup_of(const J& job) {
@@ -141,6 +186,7 @@ job_needs needs_of(const J& job) {
   if constexpr (requires { job.check(); }) needs.check = [&job] { job.check(); };
   if constexpr (requires { job.inputs(); }) needs.inputs = job.inputs();
   if constexpr (requires { job.needs_processes(); }) needs.needs_processes = job.needs_processes();
+  needs.stops_own_items = requires { job.set_item_timeout(1.0); };
   return needs;
 }
 
@@ -159,25 +205,36 @@ int plan_job(const J& job, const planner_cli& planner) {
   return 0;
 }
 
-/// Plans `job`, runs it on the plan's workers and writes one record per item.
+/// Plans `job`, runs it on the plan's workers and writes one record per item; with --resume, only
+/// the items without a record in the output; with --retries, failed items again, round by round.
 template <job J>
-int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
+int run_job(J& job, const planner_cli& planner, const run_cli& run) {
+  using item = typename J::item_type;
+  if constexpr (requires { job.set_item_timeout(1.0); }) {
+    if (run.timeout) job.set_item_timeout(*run.timeout);
+  }
   run_reporter reporter(planner, run, noun_of<J>(), needs_of(job));
+  resumed_items<item> items(job.items(), reporter.finished(), identity_of(job), run.retries > 0);
   const std::function<void()> setup = setup_of(job);
   optimize_options options = reporter.planning_options();
   options.worker_setup = setup;
   const auto fn = job.function();
-  std::optional<streaming_optimization_result<typename J::item_type, typename J::result_type>> planned;
+  std::optional<streaming_optimization_result<item, typename J::result_type>> planned;
   try {
-    planned.emplace(optimize_streaming(fn, job.items(), options));
+    planned.emplace(optimize_streaming(fn, items.remaining(), options));
   } catch (const empty_source_error&) {
-    return reporter.nothing_to_run();
+    return reporter.nothing_to_run(items.skipped());
+  } catch (const source_error& e) {
+    rethrow_nested_input_error(e);  // an item that changed since the run resumed is bad input
+    throw;
   }
   // The sampled results come back as records later; here they only tell whether any item can succeed.
-  for (const item_error& e : planned->sample_errors) reporter.sampled_failure(e.index, e.message);
+  for (const item_error& e : planned->sample_errors) reporter.sampled_failure(items.original_index(e.index), e.message);
   for (std::size_t i = 0; i < planned->sampled_results.size(); ++i) {
     if (const auto& result = planned->sampled_results[i]) {
-      if (const std::string failure = job.record(*result).failure; !failure.empty()) reporter.sampled_failure(i, failure);
+      if (std::string failure = job.record(*result).failure; !failure.empty()) {
+        reporter.sampled_failure(items.original_index(i), failure);
+      }
     }
   }
   reporter.planned(*planned, planned->sampled_results.size());
@@ -185,12 +242,38 @@ int run_job(const J& job, const planner_cli& planner, const run_cli& run) {
   pool_options po = reporter.running_options(*planned);
   po.worker_setup = setup;
   pool workers(po);
-  auto records = workers.stream(fn, *planned);
-  while (auto r = records.next()) {
-    if (r->ok()) reporter.record(r->index(), job.record(r->value()));
-    else reporter.record_error(r->index(), r->error());
+  std::vector<std::pair<std::size_t, item>> again;  // failed items to run once more, by original index
+  // Writes the record of a finished item, or keeps the item for the next round when it failed and may run again.
+  const auto settle = [&](std::size_t index, const auto& result, int attempt) {
+    record_fields fields = result.ok() ? job.record(result.value()) : error_fields(result.error());
+    std::optional<item> kept = items.take_item(index);
+    if (!fields.failure.empty() && kept && reporter.may_retry(attempt)) {
+      again.emplace_back(index, std::move(*kept));
+      return;
+    }
+    reporter.record(index, items.take_key(index), attempt, std::move(fields));
+  };
+  {
+    auto records = workers.stream(fn, *planned);
+    while (auto r = records.next()) {
+      settle(items.original_index(r->index()), *r, 1);
+      if (records.buffered() == 0) reporter.chunk_done();
+    }
+    reporter.add_stats(records.stats());
   }
-  return reporter.finish(records.stats(), *planned);
+  for (int attempt = 2; root_count(reporter.may_retry(attempt - 1) ? again.size() : 0) > 0; ++attempt) {
+    std::vector<std::pair<std::size_t, item>> round = std::move(again);
+    again.clear();
+    std::vector<item> round_items;
+    for (auto& [index, value] : round) round_items.push_back(std::move(value));
+    auto records = workers.stream(fn, std::move(round_items));
+    while (auto r = records.next()) {
+      settle(round[r->index()].first, *r, attempt);
+      if (records.buffered() == 0) reporter.chunk_done();
+    }
+    reporter.add_stats(records.stats());
+  }
+  return reporter.finish(*planned);
 }
 
 /// A job of type `J` behind the type-erased command.

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The output as the run's journal, from outside: an existing output is refused or replaced as asked,
+# --resume keeps whole records and runs the rest exactly once, --retry-failed and --retries run
+# failed tasks again, --max-failures stops early, --timeout stops a task, a changed input is refused.
+#   check_resume.sh AMORSIZE_RUN [LAUNCHER...]
+set -euo pipefail
+run=$(readlink -f "$1")
+shift
+launcher=("$@")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { printf 'check_resume: FAIL: %s\n--- stderr\n%s\n' "$*" "$(cat stderr 2>/dev/null)" >&2; exit 1; }
+
+# Runs `amorsize-run run ARGS...`; exit code in $status.
+run() {
+  status=0
+  "${launcher[@]}" "$run" run "$@" 2>stderr || status=$?
+}
+expect() {
+  local want=$1
+  shift
+  ((status == want)) || fail "$* exited $status, expected $want"
+}
+
+# Prints the number of records in $1 after checking each index in 0..$2-1 is there exactly once, in whole lines.
+exactly_once() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+assert text.endswith("\n"), "the last line is cut short"
+indices = sorted(json.loads(line)["index"] for line in text.splitlines())
+assert indices == list(range(int(sys.argv[2]))), f"indices are not 0..{sys.argv[2]}-1 exactly once"
+print(len(indices))
+EOF
+}
+
+synthetic=(synthetic --items 300 --mean-ms 1)
+
+# An existing output is refused without --resume or --overwrite, and left as it was.
+run "${synthetic[@]}" --output out.jsonl -q
+expect 0 "first run"
+before=$(sha256sum out.jsonl)
+run "${synthetic[@]}" --output out.jsonl -q
+expect 3 "a run over an existing output"
+grep -q "already holds records .*--resume.*--overwrite" stderr || fail "the refusal does not say what to do"
+[[ $(sha256sum out.jsonl) == "$before" ]] || fail "a refused run changed the output"
+run "${synthetic[@]}" --output out.jsonl --overwrite -q
+expect 0 "--overwrite"
+exactly_once out.jsonl 300 >/dev/null || fail "--overwrite did not leave every item once"
+
+# Resuming a finished run runs nothing; a cut file is finished exactly once.
+run "${synthetic[@]}" --output out.jsonl --resume -q
+expect 0 "--resume of a finished run"
+grep -q "all 300 items already have records" stderr || fail "--resume of a finished run does not say so"
+{ head -n 120 out.jsonl; sed -n 121p out.jsonl | head -c 25; } >cut.jsonl
+run "${synthetic[@]}" --output cut.jsonl --resume
+expect 0 "--resume of a cut output"
+grep -q "resumed: 120 items kept" stderr || fail "the summary does not count the kept records"
+exactly_once cut.jsonl 300 >/dev/null || fail "--resume of a cut output"
+cmp <(sort out.jsonl) <(sort cut.jsonl) || fail "the resumed records differ from an uninterrupted run's"
+
+# A changed input (another seed) is refused before anything is written.
+before=$(sha256sum cut.jsonl)
+run synthetic --items 300 --mean-ms 1 --seed 7 --output cut.jsonl --resume
+expect 3 "--resume with other options"
+grep -q "is not the one the earlier run finished" stderr || fail "a changed input is not named"
+[[ $(sha256sum cut.jsonl) == "$before" ]] || fail "a refused resume changed the output"
+
+# Failed tasks: kept by --resume, run again by --retry-failed, by --retries within the run.
+seq 1 40 >tasks.txt
+shell=(shell --input tasks.txt --command "sh -c 'test {} -le 30 || test -e ok_{}'")
+run "${shell[@]}" --output tasks.jsonl -q
+expect 7 "tasks 31..40 failing"
+run "${shell[@]}" --output tasks.jsonl --resume -q
+expect 7 "--resume keeping the error records"
+grep -Eq "10 (of them are )?error records" stderr || fail "--resume does not say error records were kept"
+touch ok_3{1..9} ok_40
+run "${shell[@]}" --output tasks.jsonl --resume --retry-failed -q
+expect 0 "--resume --retry-failed once the cause is fixed"
+[[ $(exactly_once tasks.jsonl 40) == 40 ]] || fail "--retry-failed"
+! grep -q '"error"' tasks.jsonl || fail "error records left after --retry-failed"
+
+# --retries: a task that fails on its first run only succeeds on its second attempt.
+run shell --input tasks.txt --command "sh -c 'test -e try_{}; s=\$?; touch try_{}; exit \$s'" --retries 2 --output retries.jsonl -q
+expect 0 "--retries 2 over tasks failing once"
+[[ $(grep -c '"attempt":2' retries.jsonl) == 40 ]] || fail "not every task has its second attempt's record"
+[[ $(exactly_once retries.jsonl 40) == 40 ]] || fail "--retries wrote an item twice"
+
+# --max-failures: half of the tasks fail; the run stops soon after the third failure.
+seq 1 400 >many.txt
+run shell --input many.txt --command "sh -c 'sleep 0.01; exit \$(({} % 2))'" --max-failures 3 --output max.jsonl -q
+expect 7 "--max-failures 3"
+grep -q "stopped after .* failed tasks (--max-failures 3)" stderr || fail "--max-failures does not say it stopped"
+(($(grep -c '' max.jsonl) < 400)) || fail "--max-failures 3 ran every task"
+run shell --input many.txt --command true --max-failures 5% --output /dev/null -q
+expect 0 "--max-failures 5% of tasks that succeed"
+
+# Bad combinations.
+run "${synthetic[@]}" --resume -q
+expect 3 "--resume without an output file"
+grep -q -- "--resume continues the records of an --output FILE" stderr || fail "--resume to stdout not explained"
+run "${synthetic[@]}" --output out.jsonl --resume --overwrite
+expect 2 "--resume --overwrite"
+run "${synthetic[@]}" --output new.jsonl --retry-failed
+expect 2 "--retry-failed without --resume"
+run "${synthetic[@]}" --output new.jsonl --max-failures 0
+expect 3 "--max-failures 0"
+run synthetic --endless --mean-ms 1 --output new.jsonl --max-failures 5%
+expect 3 "--max-failures 5% of endless items"
+echo "check_resume: all checks passed"

@@ -38,6 +38,9 @@ sim_setup() {
   mkdir -p "$jobdir"
   started=0
   trap sim_cleanup EXIT
+  # A command that fails outside a check names itself (set -e alone would end the test without a word).
+  set -E
+  trap 'echo "$test_name: FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
   export SLURM_CONF=$cluster/slurm.conf
 }
 
@@ -106,7 +109,7 @@ wait_job() {
     fi
     if ((release_requeued)) && [[ $line == 'PENDING BeginTime '* ]]; then
       now=$(date +%s)
-      held=$(date -d "${line##* }" +%s)
+      held=$(date -d "${line##* }" +%s 2>/dev/null) || held=0 # N/A while the controller updates it
       if ((held - now > 5)); then
         echo "$test_name: job $id requeued, held until ${line##* } ($((held - now)) s from now): starting it in 3 s"
         # Not at once: a start in the same second as the requeue that revoked the old credential fails the job

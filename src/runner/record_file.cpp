@@ -55,12 +55,11 @@ record_identity identify(const std::string& path, const std::string& text, std::
                        ": it cannot be resumed; write to another file, or start again with --overwrite");
   };
   if (record.is_discarded() || !record.is_object()) throw fail("is not a JSON record");
-  const auto index = record.find("index");
-  const auto key = record.find("key");
-  if (index == record.end() || !index->is_number_unsigned() || key == record.end() || !key->is_string()) {
+  if (!record.contains("index") || !record.contains("key") || !record.at("index").is_number_unsigned() ||
+      !record.at("key").is_string()) {
     throw fail("has no \"index\" and \"key\", so it was not written by amorsize-run");
   }
-  return {index->get<std::size_t>(), key->get<std::string>(), record.contains("error")};
+  return {record.at("index").get<std::size_t>(), record.at("key").get<std::string>(), record.contains("error")};
 }
 
 /// Writes all of `text` to `fd`, retrying short writes; returns false (errno set) on failure.
@@ -110,6 +109,8 @@ void record_file::open_fd(int flags) {
   fd_ = ::open(path_.c_str(), flags | O_WRONLY | O_CLOEXEC, 0644);
   if (fd_ < 0) throw output_error("--output " + path_ + " cannot be opened for writing: " + std::strerror(errno));
   last_flush_ = monotonic_seconds();
+  struct stat info {};
+  whole_bytes_ = ::fstat(fd_, &info) == 0 && S_ISREG(info.st_mode) ? info.st_size : -1;
 }
 
 void record_file::open(const std::string& path) {
@@ -129,6 +130,7 @@ void record_file::open_to_resume(const std::string& path, const kept_records& ke
     if (::ftruncate(fd_, static_cast<off_t>(kept.whole_bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
       throw write_failed("--output", path_, errno);
     }
+    whole_bytes_ = static_cast<off_t>(kept.whole_bytes);
     return;
   }
   // Records are dropped: write the kept ones to a new file that replaces the old one whole.
@@ -159,7 +161,13 @@ void record_file::add(const std::string& line) {
 
 void record_file::flush() {
   if (pending_.empty() || fd_ < 0) return;
-  if (!write_all(fd_, pending_.data(), pending_.size())) throw write_failed("--output", shown(), errno);
+  if (!write_all(fd_, pending_.data(), pending_.size())) {
+    const int error_number = errno;
+    // A write cut short (a full disk) would leave half a record: a file keeps whole lines only.
+    if (whole_bytes_ >= 0 && ::ftruncate(fd_, whole_bytes_) == 0) (void)::lseek(fd_, whole_bytes_, SEEK_SET);
+    throw write_failed("--output", shown(), error_number);
+  }
+  if (whole_bytes_ >= 0) whole_bytes_ += static_cast<off_t>(pending_.size());
   pending_.clear();
   last_flush_ = monotonic_seconds();
 }

@@ -4,6 +4,8 @@
 
 #include <amorsize/resume.hpp>
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 
@@ -56,6 +58,7 @@ class record_file {
   int fd_ = -1;
   std::string pending_;
   double last_flush_ = 0.0;
+  off_t whole_bytes_ = -1;  // size of a regular file up to its last whole line (-1: not a regular file)
 };
 
 /// Writes `text` to `path` atomically (a temporary file beside it, then rename), or to stdout for "-";

@@ -438,13 +438,15 @@ pool_options run_reporter::running_options(const plan& p) {
   return po;
 }
 
+bool run_reporter::interrupted() const { return impl_->stop.requested() && !impl_->stopped_by_failures; }
+
 bool run_reporter::may_retry(int attempt) const {
   return attempt <= impl_->options.retries && !impl_->stop.requested();
 }
 
-void run_reporter::record(std::size_t index, const std::string& key, int attempt, record_fields&& fields) {
+void run_reporter::record(std::size_t index, const std::string& record_key, int attempt, record_fields&& fields) {
   impl& m = *impl_;
-  nlohmann::ordered_json line = {{"index", index}, {"key", key}};
+  nlohmann::ordered_json line = {{"index", index}, {"key", record_key}};
   if (m.options.retries > 0) line["attempt"] = attempt;
   for (auto& [key, value] : fields.fields.items()) line[key] = std::move(value);
   const bool ok = fields.failure.empty();
@@ -520,9 +522,10 @@ int run_reporter::finish(const plan& p) {
   summary.output = m.records.shown();
   summary.first_failure = m.first_failure;
 
-  const bool interrupted = m.stop.requested() && !m.stopped_by_failures;
-  const std::optional<std::size_t> not_run =
-      m.total ? std::optional<std::size_t>(*m.total - std::min(*m.total, m.done)) : std::nullopt;
+  const bool stopped_by_signal = interrupted();
+  // Items never started, when their number is known.
+  const bool known_total = m.total.has_value();
+  const std::size_t not_run = known_total ? *m.total - std::min(*m.total, m.done) : 0;
   if (!m.report.path.empty()) {
     nlohmann::ordered_json report = {
         {"items", m.done},
@@ -546,11 +549,11 @@ int run_reporter::finish(const plan& p) {
         {"first_failure", m.first_failure},
         {"kept_items", m.kept.kept},
         {"kept_errors", m.kept.kept_failures},
-        {"interrupted", interrupted},
-        {"signal", interrupted && first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
+        {"interrupted", stopped_by_signal},
+        {"signal", stopped_by_signal && first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
         {"abandoned", m.stop.abandoned()},
         {"stopped_by_max_failures", m.stopped_by_failures},
-        {"not_run", not_run ? nlohmann::ordered_json(*not_run) : nullptr},
+        {"not_run", known_total ? nlohmann::ordered_json(not_run) : nullptr},
         {"plan", nlohmann::ordered_json::parse(p.to_json().dump())},
     };
     write_atomically(m.report.path, report.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n",
@@ -563,8 +566,8 @@ int run_reporter::finish(const plan& p) {
                 << m.kept.kept_failures << " of them failed)\n";
     }
   }
-  const std::string not_run_text = not_run ? std::to_string(*not_run) + " " + m.noun + " not run" : m.noun + " left";
-  if (interrupted) {
+  const std::string not_run_text = known_total ? std::to_string(not_run) + " " + m.noun + " not run" : m.noun + " left";
+  if (stopped_by_signal) {
     std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " after " << m.done << " " << m.noun
               << (m.stop.abandoned() ? ", abandoning those in flight" : "") << "; " << not_run_text << "; the records in "
               << summary.output << " are whole: run the same command with --resume to finish\n";
@@ -587,6 +590,12 @@ int run_reporter::nothing_to_run(std::size_t kept) {
   if (m.options.resume) m.out.open_to_resume(m.records.path, m.kept);
   else m.out.open(m.records.path);  // no records: a complete, empty file
   m.out.close();
+  if (!m.report.path.empty()) {
+    const nlohmann::ordered_json report = {{"items", 0},          {"errors", 0},
+                                           {"kept_items", kept},  {"kept_errors", m.kept.kept_failures},
+                                           {"interrupted", false}, {"not_run", 0}};
+    write_atomically(m.report.path, report.dump(2) + "\n", m.report.option);
+  }
   if (kept == 0) {
     std::cerr << "amorsize: no " << m.noun << " to run: the input is empty; nothing was started\n";
     return 0;

@@ -116,8 +116,11 @@ class run_reporter {
   [[nodiscard]] pool_options running_options(const plan& p);
   /// True when a failed item may run again: retries are left for `attempt` and the run is not stopping.
   [[nodiscard]] bool may_retry(int attempt) const;
-  /// Writes the record of item `index` (its `key` identifies it to --resume; `attempt` counts its runs) and counts it.
-  void record(std::size_t index, const std::string& key, int attempt, record_fields&& fields);
+  /// True once a stop signal arrived: an item that fails from now on may have failed of it (a
+  /// scheduler signals every process of a job), so it gets no record and runs again on --resume.
+  [[nodiscard]] bool interrupted() const;
+  /// Writes the record of item `index` (its `record_key` identifies it to --resume; `attempt` counts its runs) and counts it.
+  void record(std::size_t index, const std::string& record_key, int attempt, record_fields&& fields);
   /// Writes the records gathered so far when due: call it when a chunk's last record was taken.
   void chunk_done();
   /// Adds the counters of one pool call (the run, then each round of retries).
@@ -247,6 +250,10 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
   const auto settle = [&](std::size_t index, const auto& result, int attempt) {
     record_fields fields = result.ok() ? job.record(result.value()) : error_fields(result.error());
     std::optional<item> kept = items.take_item(index);
+    if (!fields.failure.empty() && reporter.interrupted()) {
+      (void)items.take_key(index);  // no record: it runs again on --resume
+      return;
+    }
     if (!fields.failure.empty() && kept && reporter.may_retry(attempt)) {
       again.emplace_back(index, std::move(*kept));
       return;

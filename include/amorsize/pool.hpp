@@ -66,6 +66,11 @@ struct pool_options {
   /// item gets an error record, 0 for no limit; threads, worker ranks and a serial run cannot stop
   /// an item, so there the run has no limit and says so in `log`.
   double item_timeout = 0.0;
+  /// A file that makes calls over plain data resumable (empty: none): a call hands over the records
+  /// the file holds of items an earlier call finished (not run again) and runs only the other
+  /// items, appending their records as it hands them over. Items are recognised by position and
+  /// content (see README, "Resuming a call: the journal").
+  std::string journal;
 };
 
 /// Throws input_error, naming the value and what to do, for options no run can use: a negative
@@ -80,7 +85,8 @@ void validate_chunksize(std::size_t chunksize);
 struct run_stats {
   backend_kind backend = backend_kind::serial; ///< Where it ran.
   int workers = 0;                          ///< Workers that ran chunks.
-  std::size_t items = 0;                    ///< Records handed over (sampled results included).
+  std::size_t items = 0;                    ///< Records handed over (sampled and journaled ones included).
+  std::size_t journaled = 0;                ///< Records handed over from the journal, not computed again.
   std::size_t errors = 0;                   ///< Records that are errors.
   std::size_t chunks = 0;                   ///< Chunks sent (retries included).
   std::size_t lost_workers = 0;             ///< Worker processes that died.

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -51,13 +52,16 @@ template <class T>
 class resumed_items {
  public:
   /// Wraps `all`, skipping the positions in `finished`; `context` goes into every key; with
-  /// `keep_items`, each remaining item is kept until take_item() (to run it again).
-  resumed_items(source<T> all, finished_items finished, std::string context, bool keep_items)
+  /// `keep_items`, each remaining item is kept until take_item() (to run it again); `start_again`
+  /// ends the message of a changed item, saying how to start afresh.
+  resumed_items(source<T> all, finished_items finished, std::string context, bool keep_items,
+                std::string start_again = "start again with --overwrite")
       : state_(std::make_shared<state>()) {
     state_->all = std::move(all);
     state_->finished = std::move(finished);
     state_->context = std::move(context);
     state_->keep_items = keep_items;
+    state_->start_again = std::move(start_again);
   }
 
   /// Returns the remaining items as a source; its size is known when the wrapped source's is.
@@ -69,6 +73,7 @@ class resumed_items {
 
   /// Returns the original source position of the remaining item at `position` (its index in remaining()).
   [[nodiscard]] std::size_t original_index(std::size_t position) const {
+    if (position >= state_->read - state_->skipped) return state_->unread_index(position);
     const auto& jumps = state_->jumps;
     const auto after = std::upper_bound(jumps.begin(), jumps.end(), std::pair{position, ~std::size_t{0}});
     return position + (after == jumps.begin() ? 0 : std::prev(after)->second);
@@ -83,22 +88,46 @@ class resumed_items {
   /// Returns how many finished items were skipped so far.
   [[nodiscard]] std::size_t skipped() const noexcept { return state_->skipped; }
 
+  /// Returns true once the wrapped source ended.
+  [[nodiscard]] bool exhausted() const noexcept { return state_->exhausted; }
+
  private:
   struct state {
     source<T> all;
     finished_items finished;
     std::string context;
     bool keep_items = false;
+    std::string start_again;
     std::size_t read = 0;      // positions read from `all`
     std::size_t skipped = 0;   // of them, finished ones
+    bool exhausted = false;    // `all` ended
     std::vector<std::pair<std::size_t, std::size_t>> jumps;  // (first remaining position, items skipped before it)
     std::unordered_map<std::size_t, std::string> keys;       // keys of items handed out, until taken
     std::unordered_map<std::size_t, T> items;                // items handed out, until taken (keep_items)
+    std::pair<std::size_t, std::size_t> ahead{0, 0};          // (position, original index) last asked beyond those read
+
+    // Returns the original index of a remaining position not read yet (a "not run" record's): count
+    // on past the finished positions ahead, from the last such position asked when it is not after.
+    std::size_t unread_index(std::size_t position) {
+      std::size_t at = read - skipped;
+      std::size_t index = read;
+      if (ahead.second >= read && ahead.first >= at && ahead.first <= position) std::tie(at, index) = ahead;
+      while (finished.contains(index)) ++index;
+      for (; at < position; ++at) {
+        ++index;
+        while (finished.contains(index)) ++index;
+      }
+      ahead = {position, index};
+      return index;
+    }
 
     std::optional<T> next() {
       for (;;) {
         std::optional<T> item = all.next();
-        if (!item) return std::nullopt;
+        if (!item) {
+          exhausted = true;
+          return std::nullopt;
+        }
         const std::size_t index = read++;
         std::string key = item_key(context, *item);
         const auto done = finished.find(index);
@@ -112,8 +141,8 @@ class resumed_items {
         if (done->second != key) {
           throw input_error("item " + std::to_string(index) + " is not the one the earlier run finished (its key was " +
                             done->second + ", now " + key +
-                            "): the input or the options changed since; resume with the same ones, or start again "
-                            "with --overwrite");
+                            "): the input or the options changed since; resume with the same ones, or " +
+                            start_again);
         }
         ++skipped;
       }

@@ -2,6 +2,8 @@
 // The pool's template bodies: wire format, worker task, chunk codec and the streams (see pool.hpp).
 
 #include <amorsize/detail/call_identity.hpp>
+#include <amorsize/detail/journal.hpp>
+#include <amorsize/resume.hpp>
 #include <amorsize/probe.hpp>
 #include <amorsize/worker.hpp>
 
@@ -302,6 +304,125 @@ class engine_stream final : public stream_base<T, R> {
   std::deque<item_result<R>> pending_;
 };
 
+/// Makes the stream that runs `input` as `run` says: in the calling thread, or on its started workers.
+template <class T, class R, class F>
+std::unique_ptr<stream_state<R>> make_stream(const F& fn, run_input<T, R> input, const pool_options& options,
+                                             resolved_run run) {
+  if (!run.workers) return std::make_unique<serial_stream<T, R, F>>(fn, std::move(input), options, std::move(run.places));
+  return std::make_unique<engine_stream<T, R>>(std::move(input), options, run.backend, std::move(run.workers),
+                                               std::move(run.dispatch), std::move(run.places));
+}
+
+/// Seconds between two writes of a journal at least; records of chunks that end sooner wait for the next write.
+inline constexpr double journal_flush_seconds = 0.005;
+
+/// A run with a journal: the journal's records merged with the run's (in input order when ordered,
+/// the journal's first otherwise); the run's records go to the journal as they are handed over.
+template <class T, class R>
+class journal_stream final : public stream_state<R> {
+ public:
+  /// Merges `file`'s records with those of `run`, which runs `items` (the source less the journal's items).
+  journal_stream(std::unique_ptr<journal_file> file, resumed_items<T> items, std::unique_ptr<stream_state<R>> run,
+                 bool ordered)
+      : file_(std::move(file)), items_(std::move(items)), run_(std::move(run)), ordered_(ordered) {}
+
+  std::optional<item_result<R>> next() override {
+    const std::vector<journal_entry>& entries = file_->entries();
+    if (ordered_ && !held_ && !run_done_) held_ = pull();
+    if (next_entry_ < entries.size() && (!held_ || entries[next_entry_].index < held_->index())) {
+      return replay(entries[next_entry_++]);
+    }
+    if (!held_ && !run_done_) held_ = pull();
+    if (!held_) return std::nullopt;
+    item_result<R> record = std::move(*held_);
+    held_.reset();
+    // A "not run" record's item was never read, so it has no key: it stays out and runs next time.
+    if (std::string key = items_.take_key(record.index()); !key.empty()) file_->add(record.index(), key, to_bytes(record));
+    if (run_->buffered() == 0) file_->flush_every(journal_flush_seconds);
+    return record;
+  }
+
+  run_stats stats() const override {
+    run_stats s = run_->stats();
+    s.items += journaled_;
+    s.errors += journaled_errors_;
+    s.journaled = journaled_;
+    return s;
+  }
+
+  /// Returns the run's records that wait to be taken (the journal's are not part of any chunk).
+  std::size_t buffered() const override { return run_->buffered() + (held_ ? 1 : 0); }
+
+ private:
+  /// Returns the run's next record with its original index; at the end, writes the journal and
+  /// checks that the source still holds every item the journal has.
+  std::optional<item_result<R>> pull() {
+    std::optional<item_result<R>> record = run_->next();
+    if (record) {
+      record->set_index(items_.original_index(record->index()));
+      return record;
+    }
+    run_done_ = true;
+    file_->flush();
+    // A run over a known number of items ends at its last one: read on, checking the journal's items after it.
+    if (!run_->stats().stopped && !items_.exhausted()) items_.remaining().next();
+    if (items_.exhausted() && items_.skipped() < file_->entries().size()) {
+      throw journal_file::unusable(file_->path(), "it holds " + std::to_string(file_->entries().size()) +
+                                                      " records, but the input ended after " +
+                                                      std::to_string(items_.skipped()) +
+                                                      " of their items: the input changed since");
+    }
+    return record;
+  }
+
+  /// Returns the record `entry` holds, read from the journal.
+  item_result<R> replay(const journal_entry& entry) {
+    item_result<R> record;
+    try {
+      record = from_bytes<item_result<R>>(file_->payload(entry));
+    } catch (const input_error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw journal_file::unusable(file_->path(), "the record of item " + std::to_string(entry.index) +
+                                                      " cannot be read (" + e.what() + ")");
+    }
+    record.set_index(entry.index);
+    ++journaled_;
+    if (!record.ok()) ++journaled_errors_;
+    return record;
+  }
+
+  std::unique_ptr<journal_file> file_;  // declared first: closed after the run's workers stopped
+  resumed_items<T> items_;
+  std::unique_ptr<stream_state<R>> run_;
+  bool ordered_;
+  bool run_done_ = false;
+  std::optional<item_result<R>> held_;  // the run's next record, waiting for the journal's before it
+  std::size_t next_entry_ = 0;
+  std::size_t journaled_ = 0;
+  std::size_t journaled_errors_ = 0;
+};
+
+/// Runs `input` with the journal at `path`: reads it, makes the run (`make_run`) over the items it
+/// lacks and merges the records. Items are keyed by their bytes alone (an empty context).
+template <class T, class R, class MakeRun>
+std::unique_ptr<stream_state<R>> journaled(const std::string& path, bool ordered, run_input<T, R> input,
+                                           MakeRun&& make_run) {
+  auto file = std::make_unique<journal_file>(path, type_name(typeid(R)));
+  const std::vector<journal_entry>& entries = file->entries();
+  if (const auto size = input.data.size(); size && !entries.empty() && entries.back().index >= *size) {
+    throw journal_file::unusable(path, "it holds the record of item " + std::to_string(entries.back().index) +
+                                           ", but the input has " + std::to_string(*size) +
+                                           " items: the input changed since");
+  }
+  finished_items finished;
+  for (const journal_entry& entry : entries) finished.emplace(entry.index, entry.key);
+  resumed_items<T> items(std::move(input.data), std::move(finished), std::string(), false,
+                         "delete the journal " + path + " to start again");
+  input.data = items.remaining();
+  return std::make_unique<journal_stream<T, R>>(std::move(file), std::move(items), make_run(std::move(input)), ordered);
+}
+
 }  // namespace amorsize::detail
 
 namespace amorsize {
@@ -329,16 +450,23 @@ auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
   using stream = result_stream<R>;
 
   validate_chunksize(call.chunksize);
+  if constexpr (detail::planned_result<Data>) {
+    if (!options_.journal.empty()) {
+      throw input_error("pool_options::journal " + options_.journal +
+                        ": a call with a journal takes the data itself, not an optimization result (its first "
+                        "items already ran while sampled): pass the plan to the pool and the data to the call");
+    }
+  }
   // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
   detail::resolved_run run = detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)));
   if (!run.hands_records) return stream(nullptr);
   auto input = detail::make_run_input<R>(std::forward<Data>(data));
-  if (!run.workers) {
-    return stream(std::make_unique<detail::serial_stream<T, R, F>>(fn, std::move(input), options_, std::move(run.places)));
-  }
-  return stream(std::make_unique<detail::engine_stream<T, R>>(std::move(input), options_, run.backend,
-                                                              std::move(run.workers), std::move(run.dispatch),
-                                                              std::move(run.places)));
+  const auto make_run = [&](detail::run_input<T, R> in) {
+    return detail::make_stream<T, R, F>(fn, std::move(in), options_, std::move(run));
+  };
+  if (options_.journal.empty()) return stream(make_run(std::move(input)));
+  const bool ordered = call.ordered.value_or(options_.use_ordered);
+  return stream(detail::journaled<T, R>(options_.journal, ordered, std::move(input), make_run));
 }
 
 template <class Fn, class Data>

@@ -1,7 +1,8 @@
 # Checks that the README shows the examples as they are: in "Your own program under mpirun or srun",
 # its ```cpp block is docs/examples/record_digests.cpp from `int main(` on and its last ```bash block
 # record_digests.sbatch; in "A job of your own", its ```cpp block is jobs/example/primes.cpp from
-# `struct primes_job {` on.
+# `struct primes_job {` on; in "Stopping a call, timeouts, and resuming a call: the journal", its ```cpp
+# block is docs/examples/resume_with_journal.cpp from its first #include on.
 file(READ ${SOURCE_DIR}/README.md readme)
 
 # Returns in `out` the README's section under `heading`, up to the next heading of its level or above.
@@ -51,6 +52,8 @@ endfunction()
 readme_section("## Your own program under mpirun or srun" program_section)
 check_shown("${program_section}" "```cpp\n" FALSE docs/examples/record_digests.cpp "int main(")
 check_shown("${program_section}" "```bash\n" TRUE docs/examples/record_digests.sbatch "")
+readme_section("### Stopping a call, timeouts, and resuming a call: the journal" journal_section)
+check_shown("${journal_section}" "```cpp\n" FALSE docs/examples/resume_with_journal.cpp "#include <amorsize/amorsize.hpp>")
 readme_section("### A job of your own" job_section)
 check_shown("${job_section}" "```cpp\n" FALSE jobs/example/primes.cpp "struct primes_job {")
 message(STATUS "README.md shows docs/examples and jobs/example as they are")

@@ -2,6 +2,7 @@
 
 #include <amorsize/probe.hpp>
 #include <amorsize/sample.hpp>
+#include <amorsize/worker.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -284,7 +286,22 @@ std::uint64_t file_size(const unique_fd& fd) {
 
 }  // namespace
 
+namespace {
+
+/// The process group of the task this worker process runs (0: none), for the worker stop hook.
+std::atomic<pid_t> running_group{0};
+
+/// The worker stop hook: kills the running task's whole process group (async-signal-safe).
+void kill_running_group() {
+  if (const pid_t group = running_group.load(); group > 0) ::kill(-group, SIGKILL);
+}
+
+}  // namespace
+
 task_outcome run_task(const std::vector<std::string>& argv, const task_options& options, const std::string& stem) {
+  // A worker process stopped from outside (an abandoned run, a dead root) takes its task along.
+  static const bool hooked = (set_worker_stop_hook(kill_running_group), true);
+  (void)hooked;
   task_outcome outcome;
   outcome.start = wall_clock_seconds();
   const double began = monotonic_seconds();
@@ -311,9 +328,11 @@ task_outcome run_task(const std::vector<std::string>& argv, const task_options& 
   if (!to_files) {
     for (unique_fd& end : streams.child) end.reset();  // the child holds the write ends now; closing ours gives end of file
   }
+  running_group.store(pid);  // a worker process runs one task at a time; threads never call the hook
   const bool limited = options.timeout_seconds > 0 && std::isfinite(options.timeout_seconds);
   const watch_end watched = watch(pid, readers, options.max_bytes,
                                   limited ? began + options.timeout_seconds : std::numeric_limits<double>::infinity());
+  running_group.store(0);  // before the reap frees the group's id for reuse
   // waitpid, not a wait that discards it: the child's rusage goes to RUSAGE_CHILDREN, which the sampler reads.
   int status = 0;
   pid_t reaped = -1;

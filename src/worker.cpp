@@ -25,8 +25,27 @@ thread_local int thread_worker = no_thread_worker;
 /// The item timeout of this thread's items, set only in a worker process's thread (0: none).
 thread_local double item_timeout_seconds = 0.0;
 
+/// What a worker process calls before it ends from outside (set_worker_stop_hook); null: nothing.
+std::atomic<void (*)()> worker_stop_hook{nullptr};
+static_assert(std::atomic<void (*)()>::is_always_lock_free, "read in a signal handler");
+
+/// Calls the worker stop hook, if one is set (async-signal-safe).
+void call_stop_hook() noexcept {
+  if (void (*hook)() = worker_stop_hook.load()) hook();
+}
+
 /// Ends a worker process whose item ran out of time.
-void on_item_timeout(int /*sig*/) { ::_exit(detail::item_timed_out_status); }
+void on_item_timeout(int /*sig*/) {
+  call_stop_hook();
+  ::_exit(detail::item_timed_out_status);
+}
+
+/// Ends a worker process stopped from outside, after its stop hook, by SIGTERM as if unhandled.
+void on_worker_sigterm(int sig) {
+  call_stop_hook();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
 
 /// Sets the process's real-time interval timer to fire once after `seconds` (0: disarms it).
 void set_real_timer(double seconds) noexcept {
@@ -44,7 +63,16 @@ int current_worker() noexcept {
   return thread_worker != no_thread_worker ? thread_worker : process_worker.load(std::memory_order_relaxed);
 }
 
+void set_worker_stop_hook(void (*hook)()) noexcept { worker_stop_hook.store(hook); }
+
 namespace detail {
+
+void end_with_stop_hook_on_sigterm() noexcept {
+  struct sigaction action {};
+  action.sa_handler = on_worker_sigterm;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
 
 void set_process_worker(int worker) noexcept {
   process_worker.store(worker, std::memory_order_relaxed);

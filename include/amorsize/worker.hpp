@@ -11,7 +11,16 @@ namespace amorsize {
 /// the process or thread index, under MPI the worker rank's index); 0 in the sampler and in a serial run.
 int current_worker() noexcept;
 
+/// Sets the function a worker process calls before it ends when stopped from outside (SIGTERM: its
+/// run was abandoned or its root died) or when its item timed out; null: none. It must be
+/// async-signal-safe, e.g. killing the processes the item started (the shell job ends its task's
+/// process group). Threads and worker ranks never call it.
+void set_worker_stop_hook(void (*hook)()) noexcept;
+
 namespace detail {
+
+/// In a worker process: makes SIGTERM call the stop hook (if any) before the worker ends.
+void end_with_stop_hook_on_sigterm() noexcept;
 
 /// Runs the per-worker `setup` (empty: nothing) in the calling thread; returns the message of what it
 /// threw, or nullopt when it did not throw.

@@ -90,9 +90,11 @@ void drain_until_hang_up(int fd) {
 }
 
 /// Makes the signals a terminal sends a whole foreground process group (Ctrl-C, a hang-up) and the
-/// user signals pass over a worker: the root alone decides how its run stops. SIGTERM still ends it.
+/// user signals pass over a worker: the root alone decides how its run stops. SIGTERM still ends
+/// it, after the worker stop hook (set_worker_stop_hook).
 void ignore_terminal_signals() {
   for (const int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) std::signal(sig, SIG_IGN);
+  detail::end_with_stop_hook_on_sigterm();
 }
 
 /// A worker's whole life: run the setup, then read a chunk, run the task, write the result, until
@@ -226,8 +228,10 @@ class process_backend final : public backend {
 
   /// Kills the workers running chunks, then stops the others as stop() does.
   void abandon() override {
+    // SIGTERM lets a busy worker run its stop hook (ending what its item started); stop() kills
+    // what is still alive after its grace.
     for (const auto& s : slots_) {
-      if (s.proc.pid > 0 && !s.held.empty()) ::kill(s.proc.pid, SIGKILL);
+      if (s.proc.pid > 0 && !s.held.empty()) ::kill(s.proc.pid, SIGTERM);
     }
     stop();
   }

@@ -102,7 +102,9 @@ child_process start_child(const std::function<int(int fd)>& body) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     // Die with the parent, however it dies; if it died before this line, the kernel will not tell.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // SIGTERM, so that a worker runs its stop hook first (set_worker_stop_hook); one whose item
+    // ignores SIGTERM still ends when it reads the end of its socket.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(EXIT_FAILURE);
     for (const int fd : open) ::close(fd);
     ::close(fds[0]);

@@ -97,6 +97,32 @@ grep -q "stopped after .* failed tasks (--max-failures 3)" stderr || fail "--max
 run shell --input many.txt --command true --max-failures 5% --output /dev/null -q
 expect 0 "--max-failures 5% of tasks that succeed"
 
+# --timeout: a task past it is killed with its whole process group and recorded as timed out.
+printf '%s\n' 0.1 30.25 >sleeps.txt
+start=$SECONDS
+run shell --input sleeps.txt --command "sh -c 'sleep {}'" --timeout 1 --ordered --output timeouts.jsonl -q
+expect 7 "a task past --timeout"
+((SECONDS - start < 15)) || fail "--timeout 1 did not stop a 30 s task"
+grep -q '"index":1,.*"timed_out":true' timeouts.jsonl || fail "the timed-out task's record does not say so"
+! pgrep -f "sleep 30.25" >/dev/null || fail "a timed-out task's child is still running"
+
+# A second signal abandons the tasks in flight at once, and ends their commands: the abandoned
+# tasks get no record and run on --resume.
+printf '%s\n' 0.1 30.5 30.5 30.5 >slow.txt
+setsid "${launcher[@]}" "$run" run shell --input slow.txt --command "sleep {}" --sample-size 1 --output slow.jsonl -q 2>stderr &
+pid=$!
+sleep 3
+kill -INT "$pid"
+sleep 1
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+expect 12 "two SIGINTs"
+grep -q "abandoning" stderr || fail "the second signal does not say it abandons the tasks"
+[[ $(grep -c '' slow.jsonl) == 1 ]] || fail "abandoned tasks have records: $(cat slow.jsonl)"
+sleep 1
+! pgrep -f "sleep 30.5" >/dev/null || fail "an abandoned task's command is still running"
+
 # Bad combinations.
 run "${synthetic[@]}" --resume -q
 expect 3 "--resume without an output file"

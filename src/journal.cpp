@@ -21,8 +21,6 @@ constexpr std::string_view record_magic = "REC1";
 constexpr std::size_t key_size = 16;
 /// Bytes of a record before its payload: magic, index, key, payload length.
 constexpr std::size_t record_header_size = record_magic.size() + 8 + key_size + 8;
-/// Bytes gathered after which records are written whatever the time.
-constexpr std::size_t flush_bytes = std::size_t{1} << 20U;
 
 /// Appends `value` to `out` as `bytes` little-endian bytes.
 void put_uint(std::string& out, std::uint64_t value, std::size_t bytes) {
@@ -56,20 +54,6 @@ std::string read_at(int fd, std::uint64_t offset, std::size_t size, const std::s
   }
   bytes.resize(got);
   return bytes;
-}
-
-/// Writes all of `text` to `fd`, retrying short writes; returns false (errno set) on failure.
-bool write_all(int fd, const char* text, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, text, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    text += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
 }
 
 /// The output_error for journal `path` that could not be written or cut.
@@ -106,7 +90,7 @@ journal_file::journal_file(std::string path, std::string result_type) : path_(st
     const std::string found = read_at(fd_, 0, header.size(), path_);
     std::uint64_t whole = 0;  // bytes up to the end of the last whole record
     if (found.size() < header.size() && header.compare(0, found.size(), found) == 0) {
-      pending_ = header;  // new, or cut while its header was written: start it again
+      writer_.add(header);  // new, or cut while its header was written: start it again
     } else if (found != header) {
       if (found.compare(0, file_magic.size(), file_magic) != 0) throw unusable(path_, "it is not a journal");
       const std::uint64_t length = get_uint(found.data() + file_magic.size(), 4);
@@ -142,16 +126,13 @@ journal_file::journal_file(std::string path, std::string result_type) : path_(st
     ::close(fd_);
     throw;
   }
-  last_flush_ = monotonic_seconds();
+  writer_.attach(fd_);
 }
 
 journal_file::~journal_file() {
-  try {
-    flush();  // the records handed over before the call ended early
-  } catch (...) {
-    // A destructor cannot report it: those items run again next time.
-  }
-  ::close(fd_);
+  // The records handed over before the call ended early; a failure cannot be reported from here:
+  // those items run again next time. The writer closes the file.
+  (void)writer_.flush();
 }
 
 std::string journal_file::payload(const journal_entry& entry) const {
@@ -161,26 +142,22 @@ std::string journal_file::payload(const journal_entry& entry) const {
 }
 
 void journal_file::add(std::size_t index, const std::string& key, const std::string& payload) {
-  pending_ += record_magic;
-  put_uint(pending_, index, 8);
+  std::string head(record_magic);
+  put_uint(head, index, 8);
   std::string fixed_key = key.substr(0, key_size);
   fixed_key.resize(key_size, '0');
-  pending_ += fixed_key;
-  put_uint(pending_, payload.size(), 8);
-  pending_ += payload;
+  head += fixed_key;
+  put_uint(head, payload.size(), 8);
+  writer_.add(head);
+  writer_.add(payload);
 }
 
 void journal_file::flush() {
-  if (pending_.empty()) return;
-  std::string text = std::move(pending_);
-  pending_.clear();
-  if (!write_all(fd_, text.data(), text.size())) throw write_failed(path_, errno);
-  last_flush_ = monotonic_seconds();
+  if (!writer_.flush()) throw write_failed(path_, errno);
 }
 
 void journal_file::flush_every(double min_seconds) {
-  if (pending_.empty()) return;
-  if (pending_.size() >= flush_bytes || monotonic_seconds() - last_flush_ >= min_seconds) flush();
+  if (!writer_.flush_every(min_seconds)) throw write_failed(path_, errno);
 }
 
 }  // namespace amorsize::detail

@@ -2,8 +2,6 @@
 
 #include "record_file.hpp"
 
-#include <amorsize/sample.hpp>
-
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -15,12 +13,11 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 
 namespace amorsize::runner::detail {
 namespace {
 
-/// Bytes gathered after which lines are written whatever the time.
-constexpr std::size_t flush_bytes = std::size_t{1} << 20U;
 
 /// Calls `line(text, number)` for every whole line of `path` (a missing file has none) and returns
 /// the bytes after the last whole line (a last line cut short).
@@ -62,22 +59,8 @@ record_identity identify(const std::string& path, const std::string& text, std::
   return {record.at("index").get<std::size_t>(), record.at("key").get<std::string>(), record.contains("error")};
 }
 
-/// Writes all of `text` to `fd`, retrying short writes; returns false (errno set) on failure.
-bool write_all(int fd, const char* text, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, text, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    text += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 /// The output_error for a failed write to `shown` of `option`.
-output_error write_failed(const std::string& option, const std::string& shown, int error_number) {
+output_error failed_write(const std::string& option, const std::string& shown, int error_number) {
   return output_error("writing " + option + " " + shown + " failed: " + std::strerror(error_number) +
                       " (a full disk, or the file or pipe went away); the run stopped");
 }
@@ -101,36 +84,31 @@ kept_records read_records(const std::string& path, bool retry_failed) {
   return kept;
 }
 
-record_file::~record_file() {
-  if (fd_ > STDERR_FILENO) ::close(fd_);
-}
+void record_file::write_failed(int error_number) const { throw failed_write("--output", shown(), error_number); }
 
 void record_file::open_fd(int flags) {
-  fd_ = ::open(path_.c_str(), flags | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw output_error("--output " + path_ + " cannot be opened for writing: " + std::strerror(errno));
-  last_flush_ = monotonic_seconds();
-  struct stat info {};
-  whole_bytes_ = ::fstat(fd_, &info) == 0 && S_ISREG(info.st_mode) ? info.st_size : -1;
+  const int fd = ::open(path_.c_str(), flags | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) throw output_error("--output " + path_ + " cannot be opened for writing: " + std::strerror(errno));
+  writer_.attach(fd);
 }
 
 void record_file::open(const std::string& path) {
   path_ = path;
-  if (path == "-") {
-    fd_ = STDOUT_FILENO;
-    return;
-  }
-  open_fd(O_CREAT | O_TRUNC);
+  if (path == "-") writer_.attach(STDOUT_FILENO);
+  else open_fd(O_CREAT | O_TRUNC);
 }
 
 void record_file::open_to_resume(const std::string& path, const kept_records& kept) {
   path_ = path;
   if (kept.dropped_failures == 0 && kept.dropped_duplicates == 0) {
     // Everything whole is kept: cut a last line written halfway, then append.
-    open_fd(O_CREAT);
-    if (::ftruncate(fd_, static_cast<off_t>(kept.whole_bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
-      throw write_failed("--output", path_, errno);
+    const int fd = ::open(path_.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(kept.whole_bytes)) != 0 || ::lseek(fd, 0, SEEK_END) < 0) {
+      const int error_number = errno;
+      if (fd >= 0) ::close(fd);
+      write_failed(error_number);
     }
-    whole_bytes_ = static_cast<off_t>(kept.whole_bytes);
+    writer_.attach(fd);
     return;
   }
   // Records are dropped: write the kept ones to a new file that replaces the old one whole.
@@ -141,75 +119,50 @@ void record_file::open_to_resume(const std::string& path, const kept_records& ke
   finished_items seen;
   for_each_line(path, [&](const std::string& text, std::size_t number) {
     const record_identity record = identify(path, text, number);
-    const auto kept_key = kept.finished.find(record.index);
-    if (kept_key == kept.finished.end() || !seen.emplace(record.index, record.key).second) return;
+    if (!kept.finished.contains(record.index) || !seen.emplace(record.index, record.key).second) return;
     add(text);
-    if (pending_.size() >= flush_bytes) flush();
+    flush_every(std::numeric_limits<double>::infinity());  // bounded memory: a write per MiB
   });
   flush();
-  if (::fsync(fd_) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
+  if (::fsync(writer_.fd()) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
     const int error_number = errno;
     ::unlink(temporary.c_str());
-    throw write_failed("--output", path_, error_number);
+    write_failed(error_number);
   }
 }
 
 void record_file::add(const std::string& line) {
-  pending_ += line;
-  pending_ += '\n';
+  writer_.add(line);
+  writer_.add("\n");
 }
 
 void record_file::flush() {
-  if (pending_.empty() || fd_ < 0) return;
-  if (!write_all(fd_, pending_.data(), pending_.size())) {
-    const int error_number = errno;
-    // A write cut short (a full disk) would leave half a record: a file keeps whole lines only.
-    if (whole_bytes_ >= 0 && ::ftruncate(fd_, whole_bytes_) == 0) (void)::lseek(fd_, whole_bytes_, SEEK_SET);
-    throw write_failed("--output", shown(), error_number);
-  }
-  if (whole_bytes_ >= 0) whole_bytes_ += static_cast<off_t>(pending_.size());
-  pending_.clear();
-  last_flush_ = monotonic_seconds();
+  if (!writer_.flush()) write_failed(errno);
 }
 
 void record_file::flush_every(double min_seconds) {
-  if (pending_.empty()) return;
-  if (pending_.size() >= flush_bytes || monotonic_seconds() - last_flush_ >= min_seconds) flush();
+  if (!writer_.flush_every(min_seconds)) write_failed(errno);
 }
 
 void record_file::close() {
-  flush();
-  if (fd_ > STDERR_FILENO) {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw write_failed("--output", shown(), errno);
-  }
+  if (!writer_.close()) write_failed(errno);
 }
 
 void write_atomically(const std::string& path, const std::string& text, const std::string& option) {
   struct stat info {};
-  if (path == "-" || (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode))) {
-    // stdout, a device or a pipe: written in place (replacing /dev/null with a file would be wrong).
-    const int fd = path == "-" ? STDOUT_FILENO : ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    const bool ok = fd >= 0 && write_all(fd, text.data(), text.size());
-    const int error_number = errno;
-    if (fd > STDERR_FILENO) ::close(fd);
-    if (!ok) throw write_failed(option, path == "-" ? "stdout" : path, error_number);
-    return;
-  }
-  const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw write_failed(option, path, errno);
-  bool ok = write_all(fd, text.data(), text.size());
-  int error_number = ok ? 0 : errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    error_number = errno;
-  }
-  if (ok && std::rename(temporary.c_str(), path.c_str()) == 0) return;
-  if (ok) error_number = errno;
-  ::unlink(temporary.c_str());
-  throw write_failed(option, path, error_number);
+  // stdout, a device or a pipe is written in place (replacing /dev/null with a file would be wrong).
+  const bool in_place = path == "-" || (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode));
+  const std::string target = in_place ? path : path + ".tmp-" + std::to_string(::getpid());
+  const int fd = path == "-" ? STDOUT_FILENO : ::open(target.c_str(), O_WRONLY | O_CLOEXEC | (in_place ? 0 : O_CREAT | O_TRUNC), 0644);
+  const std::string shown = path == "-" ? "stdout" : path;
+  if (fd < 0) throw failed_write(option, shown, errno);
+  amorsize::detail::batched_writer writer;
+  writer.attach(fd);
+  writer.add(text);
+  if (writer.close() && (in_place || std::rename(target.c_str(), path.c_str()) == 0)) return;
+  const int error_number = errno;
+  if (!in_place) ::unlink(target.c_str());
+  throw failed_write(option, shown, error_number);
 }
 
 }  // namespace amorsize::runner::detail

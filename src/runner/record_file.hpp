@@ -2,9 +2,8 @@
 // The records' output as the run's journal: read back on --resume, written a whole line at a time,
 // every write checked.
 
+#include <amorsize/detail/batched_writer.hpp>
 #include <amorsize/resume.hpp>
-
-#include <sys/types.h>
 
 #include <cstddef>
 #include <string>
@@ -27,13 +26,9 @@ struct kept_records {
 /// written by a run (no "index" or "key").
 kept_records read_records(const std::string& path, bool retry_failed);
 
-/// The records' output: lines are gathered and written with one checked write(2) at a time.
+/// The records' output: lines are gathered and written a batch at a time, whole (batched_writer).
 class record_file {
  public:
-  record_file() = default;
-  ~record_file();
-  record_file(const record_file&) = delete;
-  record_file& operator=(const record_file&) = delete;
 
   /// Opens `path` ("-": stdout) replacing what it holds; throws output_error when it cannot.
   void open(const std::string& path);
@@ -53,12 +48,10 @@ class record_file {
 
  private:
   void open_fd(int flags);
+  [[noreturn]] void write_failed(int error_number) const;
 
   std::string path_;
-  int fd_ = -1;
-  std::string pending_;
-  double last_flush_ = 0.0;
-  off_t whole_bytes_ = -1;  // size of a regular file up to its last whole line (-1: not a regular file)
+  amorsize::detail::batched_writer writer_;
 };
 
 /// Writes `text` to `path` atomically (a temporary file beside it, then rename), or to stdout for "-";

@@ -8,6 +8,7 @@
 //                length, the payload (the item_result<R> in a Boost binary archive, detail::to_bytes)
 // A last record cut short (a kill while it was written) is dropped and truncated away.
 
+#include <amorsize/detail/batched_writer.hpp>
 #include <amorsize/error.hpp>
 
 #include <cstddef>
@@ -54,10 +55,9 @@ class journal_file {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  int fd_ = -1;                 // read from here; written through writer_, which owns it
   std::vector<journal_entry> entries_;
-  std::string pending_;
-  double last_flush_ = 0.0;
+  batched_writer writer_;
 };
 
 }  // namespace amorsize::detail

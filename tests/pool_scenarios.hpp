@@ -85,6 +85,16 @@ inline amorsize::pool_options options_for(amorsize::backend_kind kind, std::size
   return options;
 }
 
+/// Options for `kind` with two workers (one when serial) and fixed chunks of `chunksize` items.
+inline amorsize::pool_options two_workers(amorsize::backend_kind kind, std::size_t chunksize = 1) {
+  amorsize::pool_options options;
+  options.backend = kind;
+  options.workers_per_node = {2};
+  options.schedule.chunksize = chunksize;
+  options.schedule.adaptive = false;
+  return options;
+}
+
 /// Gathers one count from every rank on the root (empty elsewhere); collective. Without a
 /// launcher: this process's count alone.
 inline std::vector<unsigned long long> gather_counts(std::size_t count) {

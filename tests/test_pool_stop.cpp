@@ -32,16 +32,6 @@ namespace {
 /// Sleeps `ms` milliseconds.
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-/// Options for `kind` with two workers (one when serial) and fixed chunks of `chunksize` items.
-pool_options two_workers(backend_kind kind, std::size_t chunksize = 1) {
-  pool_options options;
-  options.backend = kind;
-  options.workers_per_node = {2};
-  options.schedule.chunksize = chunksize;
-  options.schedule.adaptive = false;
-  return options;
-}
-
 /// Returns the problems of records that should all be successes of `2 * x` over distinct items.
 std::string doubled_problems(const std::vector<item_result<int>>& records) {
   std::ostringstream out;

@@ -75,16 +75,6 @@ int worker_running(const int& /*x*/) {
   return current_worker();
 }
 
-/// Options for `kind` with two workers (one when serial) and chunks of `chunksize` items.
-pool_options two_workers(backend_kind kind, std::size_t chunksize = 1) {
-  pool_options options;
-  options.backend = kind;
-  options.workers_per_node = {2};
-  options.schedule.chunksize = chunksize;
-  options.schedule.adaptive = false;
-  return options;
-}
-
 /// Workers a two_workers pool on `kind` runs.
 int workers_of(backend_kind kind) { return kind == backend_kind::serial ? 1 : 2; }
 

@@ -259,11 +259,16 @@ struct run_reporter::impl {
     return trace->track(node.empty() ? host : node, name);
   }
 
+  /// Opens the records' output: continued (--resume) or replaced.
+  void open_records() {
+    if (options.resume) out.open_to_resume(records.path, kept);
+    else out.open(records.path);
+  }
+
   /// Opens the records' output and the trace (at the start of the run proper, so that a run that
   /// stops before it leaves an existing file as it was).
   void open_outputs() {
-    if (options.resume) out.open_to_resume(records.path, kept);
-    else out.open(records.path);
+    open_records();
     if (trace_file.path.empty()) return;
     trace_file.open();
     trace = std::make_unique<trace_writer>(*trace_file.stream, epoch_of(start));
@@ -587,8 +592,7 @@ int run_reporter::finish(const plan& p) {
 int run_reporter::nothing_to_run(std::size_t kept) {
   impl& m = *impl_;
   if (!m.where.is_root()) return 0;
-  if (m.options.resume) m.out.open_to_resume(m.records.path, m.kept);
-  else m.out.open(m.records.path);  // no records: a complete, empty file
+  m.open_records();  // no new records: a resumed file made whole, or a complete, empty one
   m.out.close();
   if (!m.report.path.empty()) {
     const nlohmann::ordered_json report = {{"items", 0},          {"errors", 0},

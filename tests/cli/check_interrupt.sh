@@ -4,6 +4,8 @@
 # - without a launcher: SIGINT to the whole process group (a Ctrl-C), SIGTERM to amorsize-run, SIGKILL of it;
 # - under a launcher (mpiexec -n 3 ...): SIGUSR1 to the launcher (which forwards it: a graceful
 #   stop), SIGTERM to the launcher (Open MPI kills the ranks a second later), SIGKILL of the root rank.
+# Each signal comes at a random point after the root has installed its handlers: a launcher drops a
+# signal that comes before its ranks have started.
 #   check_interrupt.sh AMORSIZE_RUN [LAUNCHER...]
 set -euo pipefail
 run=$(readlink -f "$1")
@@ -44,7 +46,7 @@ root_pid() {
     echo "$pid"
     return
   fi
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     for child in $(pgrep -f -- "$run run" || true); do
       if tr '\0' '\n' <"/proc/$child/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=0'; then
         echo "$child"
@@ -56,20 +58,35 @@ root_pid() {
   fail "no root rank found under ${launcher[*]}"
 }
 
+# Waits until the root catches SIGUSR1, which it does once the run proper starts (a signal before
+# that ends the run at once, or under a launcher is lost when the ranks have not started yet).
+wait_for_handlers() {
+  local root=$1 caught
+  for _ in $(seq 600); do
+    caught=$(awk '/^SigCgt:/ { print $2 }' "/proc/$root/status" 2>/dev/null) || return 0
+    [[ -n $caught ]] || return 0  # it has ended
+    (((16#$caught >> ($(kill -l USR1) - 1)) & 1)) && return 0
+    sleep 0.02
+  done
+  fail "the root did not install its signal handlers within 12 s"
+}
+
 signals=(INT TERM KILL)
 ((${#launcher[@]} == 0)) || signals=(USR1 TERM KILL)
 interruptions=0
 graceful=0
 for round in $(seq 12); do
   signal=${signals[$(((round - 1) % 3))]}
-  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.4 + (r % 80) / 100 }')  # 0.40 .. 1.19 s
+  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.1 + (r % 80) / 100 }')  # 0.10 .. 0.89 s after the start
   status=0
   # In a process group of its own, as a terminal's foreground job is (setsid runs it in place).
   setsid "${launcher[@]}" "$run" run "${job[@]}" --output out.jsonl --report report.json --resume --grace 5 -q 2>stderr &
   pid=$!
+  root=$(root_pid "$pid")
+  wait_for_handlers "$root"
   sleep "$delay"
   target=$pid
-  [[ $signal == KILL ]] && target=$(root_pid "$pid")
+  [[ $signal == KILL ]] && target=$root
   [[ $signal == INT ]] && target=-$pid  # a Ctrl-C reaches the whole group: the root and its workers
   kill -s "$signal" -- "$target" 2>/dev/null || true
   wait "$pid" || status=$?

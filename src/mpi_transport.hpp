@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace amorsize::mpi_transport {
@@ -94,29 +95,59 @@ class session_comm {
 /// Returns the private communicator of `s`; throws error(internal) unless `s` is the live MPI session.
 MPI_Comm communicator_of(const session& s);
 
+/// The shortest and the default longest pause of a polite wait.
+constexpr std::chrono::microseconds shortest_pause{50};
+constexpr std::chrono::microseconds default_longest_pause{1000};
+
+/// A polite wait's back-off: it yields for a spin, then sleeps in pauses that double up to a longest
+/// pause. The back-off outlives one wait, so a caller that waits in slices (to look at other things
+/// between them) keeps sleeping long while nothing happens; restart() after something arrived.
+class polite_poller {
+ public:
+  /// Starts a back-off that spins for `spin_for` first.
+  explicit polite_poller(std::chrono::microseconds spin_for = brief_spin)
+      : spin_for_(spin_for), spin_until_(steady::now() + spin_for) {}
+
+  /// Calls `ready` until it returns true or `deadline` passes, pausing between calls at most
+  /// `longest_pause` (never past `deadline`); returns whether it did.
+  template <class Ready>
+  bool poll(Ready&& ready, steady::time_point deadline, std::chrono::microseconds longest_pause = default_longest_pause) {
+    for (;;) {
+      if (ready()) {
+        return true;
+      }
+      const steady::time_point now = steady::now();
+      if (now >= deadline) {
+        return false;
+      }
+      if (now < spin_until_) {
+        std::this_thread::yield();
+        continue;
+      }
+      pause_ = std::min(pause_, longest_pause);
+      std::this_thread::sleep_for(std::min<steady::duration>(pause_, deadline - now));
+      pause_ = std::min(pause_ * 2, longest_pause);
+    }
+  }
+
+  /// Starts the back-off again from its spin: something arrived, so more may follow soon.
+  void restart() {
+    spin_until_ = steady::now() + spin_for_;
+    pause_ = shortest_pause;
+  }
+
+ private:
+  std::chrono::microseconds spin_for_;
+  steady::time_point spin_until_;
+  std::chrono::microseconds pause_ = shortest_pause;
+};
+
 /// Calls `ready` until it returns true or `deadline` passes, yielding for `spin_for` and then
 /// sleeping from 50 us up to 1 ms between calls (never past `deadline`); returns whether it did.
 template <class Ready>
 bool poll_politely(Ready&& ready, std::chrono::microseconds spin_for = brief_spin,
                    steady::time_point deadline = steady::time_point::max()) {
-  constexpr std::chrono::microseconds longest_pause{1000};
-  const steady::time_point spin_until = steady::now() + spin_for;
-  std::chrono::microseconds pause{50};
-  for (;;) {
-    if (ready()) {
-      return true;
-    }
-    const steady::time_point now = steady::now();
-    if (now >= deadline) {
-      return false;
-    }
-    if (now < spin_until) {
-      std::this_thread::yield();
-      continue;
-    }
-    std::this_thread::sleep_for(std::min<steady::duration>(pause, deadline - now));
-    pause = std::min(pause * 2, longest_pause);
-  }
+  return polite_poller(spin_for).poll(std::forward<Ready>(ready), deadline);
 }
 
 /// Completes `requests` (writing `statuses` unless ignored), waiting as poll_politely does.

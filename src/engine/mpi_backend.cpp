@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -49,6 +50,10 @@ struct result_trailer {
   std::uint64_t id;
   double compute_seconds;
 };
+
+/// The longest pause of the root's wait for results, however long the chunks: it bounds the delay
+/// the root adds to an answer.
+constexpr std::chrono::microseconds max_root_pause{50000};
 
 /// Returns the time point `seconds` from now (none for an infinite or huge wait).
 steady::time_point deadline_after(double seconds) {
@@ -106,16 +111,22 @@ class mpi_backend final : public backend {
 
   std::optional<event> wait(double timeout_seconds) override {
     std::optional<incoming> received;
-    poll_politely(
-        [&] {
-          sends_.reap();
-          received = mpi_transport::receive_if_arrived(comm_, MPI_ANY_SOURCE);
-          return received.has_value();
-        },
-        mpi_transport::brief_spin, deadline_after(timeout_seconds));
-    if (!received) {
+    const auto arrived = [&] {
+      sends_.reap();
+      received = mpi_transport::receive_if_arrived(comm_, MPI_ANY_SOURCE);
+      return received.has_value();
+    };
+    // While no chunk can finish soon the root sleeps: its pauses grow to a twentieth of a chunk's
+    // compute time (from 1 to 50 ms), a delay the chunks prefetched by every worker hide. A send in
+    // progress (a chunk past the eager limit) keeps them at 1 ms, as its transfer needs the root.
+    const bool sending = !sends_.reap();
+    const double chunk_pause = sending ? 0.0 : typical_chunk_seconds_ / 20;
+    const auto longest_pause = std::chrono::microseconds(std::clamp<std::int64_t>(
+        std::llround(chunk_pause * 1e6), mpi_transport::default_longest_pause.count(), max_root_pause.count()));
+    if (!poller_.poll(arrived, deadline_after(timeout_seconds), longest_pause)) {
       return std::nullopt;
     }
+    poller_.restart();
     const int worker = worker_of_rank_.at(static_cast<std::size_t>(received->source));
     if (worker < 0 ||
         (received->kind != tag::result && received->kind != tag::failed && received->kind != tag::setup_failed)) {
@@ -142,6 +153,8 @@ class mpi_backend final : public backend {
     } else {
       std::erase(held, trailer.id);
     }
+    typical_chunk_seconds_ = typical_chunk_seconds_ == 0.0 ? trailer.compute_seconds
+                                                           : 0.8 * typical_chunk_seconds_ + 0.2 * trailer.compute_seconds;
     return chunk_result{trailer.id, worker, std::move(received->bytes), trailer.compute_seconds};
   }
 
@@ -196,6 +209,8 @@ class mpi_backend final : public backend {
   /// Workers whose task threw; they run no more chunks.
   std::vector<bool> lost_;
   pending_sends sends_;
+  mpi_transport::polite_poller poller_;  // the back-off of wait(), kept across its calls
+  double typical_chunk_seconds_ = 0.0;   // compute time of the chunks answered lately (a moving average)
   /// The ranks were told to stop (by abandon() or stop()).
   bool told_to_stop_ = false;
   /// Their answers were collected: no message is left in flight.

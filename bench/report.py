@@ -172,12 +172,17 @@ def describe(run):
     if run["chunksize"] == "auto":
         schedule = run.get("schedule", "?")
         return f"auto plan: {run.get('backend', '?')}, {schedule}"
-    return {"own": "its own chunking", "1": "chunk 1"}.get(run["chunksize"], "chunk " + run["chunksize"])
+    return {"own": "its own chunking", "loop": "plain loop", "1": "chunk 1"}.get(run["chunksize"], "chunk " + run["chunksize"])
+
+
+def cores(run):
+    """Workers a run held: those that ran chunks, or the plan's when it started more."""
+    return max(run["workers"], run.get("plan_workers", 1))
 
 
 def ns_per_item(run):
     """Wall time times workers over items, in ns (a near-zero item's cost with parallelism charged)."""
-    return 1e9 * run["wall"] * run["workers"] / run["items"]
+    return 1e9 * run["wall"] * cores(run) / run["items"]
 
 
 def table(header, rows):
@@ -207,7 +212,7 @@ def tiny_section(results, out):
         for label, chunk in configurations(results, "tiny", "tiny", system, lambda r: -ns_per_item(r)):
             sel = results.select("tiny", "tiny", system, chunk)
             values = [ns_per_item(r) for r in sel]
-            rows.append((system, label, sel[0]["workers"], sel[0]["items"], spread(values, "{:.1f}"),
+            rows.append((system, label, cores(sel[0]), sel[0]["items"], spread(values, "{:.1f}"),
                          f"{median(values) / serial:.1f}x" if serial else "-"))
     out.append("## 1. Near-zero items: cost per item\n")
     out.append("Each item is `amorsize_bench_tiny(i)` (a few ns of integer arithmetic in `spin.c`, called through\n"
@@ -222,7 +227,7 @@ def tiny_section(results, out):
 
 def efficiency(results, run):
     """Serial item time over workers times wall."""
-    return results.serial_seconds[run["workload"]] / (run["workers"] * run["wall"])
+    return results.serial_seconds[run["workload"]] / (cores(run) * run["wall"])
 
 
 def efficiency_rows(results, section, workload):
@@ -231,7 +236,7 @@ def efficiency_rows(results, section, workload):
     for system in results.systems(section, workload):
         for label, chunk in configurations(results, section, workload, system, lambda r: efficiency(results, r)):
             sel = results.select(section, workload, system, chunk)
-            rows.append((system, label, sel[0]["workers"], [efficiency(results, r) for r in sel]))
+            rows.append((system, label, cores(sel[0]), [efficiency(results, r) for r in sel]))
     return rows
 
 
@@ -385,7 +390,7 @@ def large_section(results, out, plots):
             sel = results.select("large", workload, system)
             volume = sel[0]["items"] * int(workload[:-3]) / 1024
             rss = [r["peak_rss_kib"] / 1024 for r in sel]
-            rows.append((workload, system, sel[0]["items"], f"{volume:.0f}", spread(rss, "{:.0f}"),
+            rows.append((workload, system, sel[0]["items"], f"{volume:.1f}", spread(rss, "{:.0f}"),
                          spread([r["wall"] for r in sel], "{:.2f}")))
             series[system].append((volume, median(rss)))
     out.append(table(["result size", "system", "items", "result volume (MiB)", "root peak RSS (MiB)", "wall (s)"], rows))

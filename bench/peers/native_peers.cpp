@@ -106,6 +106,6 @@ int main(int argc, char** argv) {
   sum += run_system(system, durations, count, workers);
   const double wall = now_seconds() - start;
   std::printf("{\"chunksize\":\"%s\",\"wall\":%.6f,\"items\":%zu,\"workers\":%d,\"checksum\":%llu}\n",
-              system == "omp-dynamic" ? "1" : "own", wall, count, workers, static_cast<unsigned long long>(sum));
+              system == "omp-dynamic" ? "1" : system == "serial" ? "loop" : "own", wall, count, workers, static_cast<unsigned long long>(sum));
   return 0;
 }

@@ -219,7 +219,8 @@ def tiny_section(results, out):
                "the shared library, so nothing inlines it). ns per item = wall x workers / items: the item\n"
                "and every overhead of running it in parallel, in core-nanoseconds. The serial loop is the floor.\n"
                "Python pools are timed after their start-up and a warm-up; amorsize's wall includes planning and\n"
-               "starting its workers.\n")
+               "starting its workers; workers = the workers the plan started. mpi4py.futures polls for results\n"
+               "with a 1 ms back-off (its default), which chunk 1 pays per item.\n")
     out.append(table(["system", "configuration", "workers", "items", "ns per item: median (min-max)", "vs serial loop"],
                      rows))
     out.append("")
@@ -246,15 +247,17 @@ def efficiency_section(results, out, plots):
         return
     out.append("## 2. Efficiency on 1 ms and 10 ms items\n")
     out.append("Efficiency = serial item time (the sum of the items' durations) / (workers x wall). amorsize's\n"
-               "wall includes planning (sampling on the root) and starting its workers.\n")
+               "wall includes planning (sampling on the root) and starting its workers. On a shared machine every\n"
+               "system loses alike (see the load averages): compare systems by the last column.\n")
     for workload in ("spin-1ms", "spin-10ms"):
         rows = efficiency_rows(results, "efficiency", workload)
         if not rows:
             continue
         n = results.select("efficiency", workload)[0]["items"]
         out.append(f"### {workload} ({n} items, serial {results.serial_seconds[workload]:.2f} s)\n")
-        out.append(table(["system", "configuration", "workers", "efficiency: median (min-max)"],
-                         [(s, label, w, spread(v, "{:.3f}")) for s, label, w, v in rows]))
+        best = max(median(v) for s, _, _, v in rows)
+        out.append(table(["system", "configuration", "workers", "efficiency: median (min-max)", "vs the best system"],
+                         [(s, label, w, spread(v, "{:.3f}"), f"{median(v) / best:.3f}") for s, label, w, v in rows]))
         out.append("")
     plots.append(efficiency_plot(results))
 
@@ -267,23 +270,24 @@ def efficiency_plot(results):
     data = defaultdict(dict)
     for workload in workloads:
         section = "efficiency" if results.select("efficiency", workload) else "quality"
-        for system, _, _, values in efficiency_rows(results, section, workload):
-            if system == "serial":
+        auto = {s for s in results.systems(section, workload) if "auto" in results.chunk_sizes(section, workload, s)}
+        for system, label, _, values in efficiency_rows(results, section, workload):
+            if system == "serial" or (system in auto and not label.startswith("auto")):
                 continue
             data[system][workload] = max(data[system].get(workload, 0.0), median(values))
             if system not in systems:
                 systems.append(system)
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     width = 0.8 / max(1, len(systems))
     for i, system in enumerate(systems):
         xs = [k + i * width for k in range(len(workloads))]
         ax.bar(xs, [data[system].get(w, 0.0) for w in workloads], width, label=system)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(workloads))], workloads)
-    ax.set_ylabel("efficiency (median; best chunk size for sweeps)")
+    ax.set_ylabel("efficiency (median)")
     ax.set_ylim(0, 1.1)
     ax.axhline(1.0, color="grey", linewidth=0.5)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
-    ax.set_title("Efficiency per workload and system")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    ax.set_title("Efficiency per workload and system (amorsize: auto plan; sweeps: best chunk size)")
     fig.tight_layout()
     return save(fig, "efficiency.png")
 
@@ -312,17 +316,21 @@ def quality_section(results, out, plots):
         errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
         rows.append((workload, autos[0]["items"], f"{autos[0]['workers']} workers, {autos[0]['schedule']}",
                      spread(auto_rate, "{:.0f}"), f"{best} ({median(rate[best]):.0f}/s)", spread(ratios, "{:.3f}"),
-                     spread(predicted, "{:.2f}"), spread(measured, "{:.2f}"), spread([100 * e for e in errors], "{:.1f}%")))
+                     spread(predicted, "{:.2f}"), spread(measured, "{:.2f}"), spread([100 * e for e in errors], "{:.1f}%"),
+                     spread([r.get("plan_load", 0.0) for r in autos], "{:.2f}")))
     out.append(table(["workload", "items", "auto plan", "auto items/s", "best fixed chunk", "auto / best fixed",
-                      "predicted speedup", "measured speedup", "prediction error"], rows))
+                      "predicted speedup", "measured speedup", "prediction error", "load the plan saw"], rows))
     out.append("\nWorkloads: uniform (CV 0.5), heavy-tail (lognormal CV 2), increasing and decreasing (cost\n"
                "linear in the index, CV 0.5), bimodal (80% of items 1 ms, 20% 6 ms). The peers run the same\n"
                "durations (dumped by `amorsize_bench_peer --dump`):\n")
     peer_rows = []
     for workload in QUALITY_WORKLOADS:
-        for system, label, workers, values in efficiency_rows(results, "quality", workload):
-            peer_rows.append((workload, system, label, workers, spread(values, "{:.3f}")))
-    out.append(table(["workload", "system", "configuration", "workers", "efficiency: median (min-max)"], peer_rows))
+        rows = efficiency_rows(results, "quality", workload)
+        best = max((median(v) for _, _, _, v in rows), default=0.0)
+        for system, label, workers, values in rows:
+            peer_rows.append((workload, system, label, workers, spread(values, "{:.3f}"), f"{median(values) / best:.3f}"))
+    out.append(table(["workload", "system", "configuration", "workers", "efficiency: median (min-max)",
+                      "vs the best system"], peer_rows))
     out.append("")
     plots.append(sweep_plot(results))
     plots.append(prediction_plot(results))
@@ -413,7 +421,9 @@ def ranks_section(results, out, plots):
         return
     out.append("## 5. Many ranks on 2 cores: 5 ms sleep items under `mpirun --oversubscribe`\n")
     out.append("Ideal throughput = worker ranks / 5 ms. Root CPU per chunk = the root's CPU time during the run\n"
-               "(amorsize: `run_stats::root_cpu_seconds`; mpi4py: `getrusage` of the root process) / chunks sent.\n")
+               "(amorsize: `run_stats::root_cpu_seconds`; mpi4py: `getrusage` of the root process) / chunks sent;\n"
+               "a fixed cost per run (start, waits, the end) weighs on it when a run has few chunks. Wall includes\n"
+               "amorsize's planning (5 sampled items on the root). mpi4py.futures polls with a 1 ms back-off.\n")
     rows = []
     series = defaultdict(list)
     for workload in dict.fromkeys(r["workload"] for r in results.select("ranks")):
@@ -425,11 +435,13 @@ def ranks_section(results, out, plots):
                 per_chunk = [1e6 * r["root_cpu"] / max(1, r["chunks"]) for r in sel]
                 through = [r["items"] / r["wall"] / ideal for r in sel]
                 label = describe(sel[0])
+                busy = [100 * r["root_cpu"] / r["wall"] for r in sel]
                 rows.append((ranks, system, label, sel[0]["items"], spread([r["chunks"] for r in sel], "{:.0f}"),
+                             spread([1e3 * r["root_cpu"] for r in sel], "{:.1f}"), spread(busy, "{:.1f}%"),
                              spread(per_chunk, "{:.0f}"), spread(through, "{:.3f}")))
                 series[f"{system}, {'auto' if chunk == 'auto' else 'chunk ' + chunk}"].append((ranks, median(per_chunk)))
-    out.append(table(["ranks", "system", "configuration", "items", "chunks", "root CPU per chunk (us)",
-                      "throughput / ideal"], rows))
+    out.append(table(["ranks", "system", "configuration", "items", "chunks", "root CPU (ms)", "root CPU / wall",
+                      "root CPU per chunk (us)", "throughput / ideal"], rows))
     out.append("")
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in series.items():
@@ -452,7 +464,8 @@ def shell_section(results, out, workers):
     out.append(f"`bench/task_farm.sh --jsonl`: every tool runs the same task list with {workers} slots (amorsize-run\n"
                "also as planned, where the plan may run more workers for tasks that leave the cores idle).\n"
                "Overhead per task = wall per task (start-up included) - task time / 2 slots; without start-up it\n"
-               "is the difference between the full list and one a tenth as long.\n")
+               "is the difference between the full list and one a tenth as long. A negative overhead: the plan ran\n"
+               "more workers than 2 slots (the tasks sleep). The mpirun row pays mpirun's start once.\n")
     rows = []
     for workload in dict.fromkeys(r["workload"] for r in runs):
         sel = [r for r in runs if r["workload"] == workload]

@@ -118,8 +118,9 @@ void report(Stream& records, const char* chunk, double plan_seconds, double run_
               std::string(amorsize::to_string(s.backend)).c_str(), std::max(1, s.workers), s.chunks, s.root_cpu_seconds,
               peak_rss_kib());
   if (p != nullptr) {
-    std::printf(",\"estimated_speedup\":%.4f,\"plan_workers\":%d,\"schedule\":\"%s\",\"ordered\":%s", p->estimated_speedup,
-                p->n_jobs, schedule_text(*p).c_str(), p->use_ordered ? "true" : "false");
+    std::printf(",\"estimated_speedup\":%.4f,\"plan_workers\":%d,\"schedule\":\"%s\",\"ordered\":%s,\"plan_load\":%.2f",
+                p->estimated_speedup, p->n_jobs, schedule_text(*p).c_str(), p->use_ordered ? "true" : "false",
+                p->profile.load_average);
   }
   std::printf("}\n");
   std::fflush(stdout);

@@ -7,9 +7,15 @@
 # per task: the wall time per task beyond the task's own time shared by 2 slots (10 ms / 2 for the
 # sleeps, 0 for `true`), with and without the fixed start-up (measured on a list of TASKS/10, so the
 # difference of the two runs is what each further task costs). The targets: overhead at most 1.2x
-# xargs' and at most 1/3 of parallel's.
+# xargs' and at most 1/3 of parallel's. With --jsonl first, it prints one JSON line per tool and list
+# instead (scripts/benchmarks.sh tabulates those).
 set -euo pipefail
-run=$(readlink -f "${1:?usage: task_farm.sh AMORSIZE_RUN [TASKS]}")
+jsonl=false
+if [[ ${1:-} == --jsonl ]]; then
+  jsonl=true
+  shift
+fi
+run=$(readlink -f "${1:?usage: task_farm.sh [--jsonl] AMORSIZE_RUN [TASKS]}")
 tasks=${2:-2000}
 few=$((tasks / 10))
 command -v parallel >/dev/null || { echo "task_farm: GNU parallel not found (scripts/setup.sh installs it)" >&2; exit 3; }
@@ -46,8 +52,13 @@ compare() {
         *) read -ra tool <<<"${tools[$i]}"; s=$(seconds "${tool[@]}" "$@") ;;
       esac
       if ((n == tasks)); then all[i]=$s; else some[i]=$s; fi
+      if $jsonl; then
+        printf '{"workload":"%s","system":"%s","items":%d,"wall":%s,"task_ms":%s}\n' \
+          "$label" "${names[$i]}" "$n" "$s" "$task_ms"
+      fi
     done
   done
+  if $jsonl; then return; fi
   echo "$label ($tasks tasks; overhead per task = wall per task - $task_ms ms / 2 slots):"
   for i in "${!tools[@]}"; do
     awk -v name="${names[$i]}" -v n="$tasks" -v f="$few" -v a="${all[$i]}" -v s="${some[$i]}" -v t="$task_ms" \
@@ -62,6 +73,6 @@ compare() {
   done
 }
 
-echo "task_farm: $(nproc) cores, $(date -u +%FT%TZ); targets: overhead <= 1.2x xargs and <= 0.33x parallel"
+$jsonl || echo "task_farm: $(nproc) cores, $(date -u +%FT%TZ); targets: overhead <= 1.2x xargs and <= 0.33x parallel"
 compare "true" 1 0 true
 compare "sleep 10 ms" 0.01 10 sleep

@@ -8,6 +8,7 @@ packages=(
   catch2 libhwloc-dev nlohmann-json3-dev libcli11-dev
   slurm-wlm munge shellcheck procps
   parallel  # the task-farm benchmark compares with GNU parallel
+  libtbb-dev python3-mpi4py python3-matplotlib python3-numpy  # the peers and plots of scripts/benchmarks.sh
 )
 
 missing=()

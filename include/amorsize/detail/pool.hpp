@@ -229,8 +229,10 @@ class stream_base : public stream_state<R> {
 };
 
 /// Runs every item in the calling thread (worker 0 at `places`), in batches that grow while they
-/// take under serial_batch_seconds, so that the clock is read once per batch, not per item; with an
-/// on_chunk callback every item is its own batch and its own span.
+/// take under serial_batch_seconds, so that the clock is read once per batch, not per item. With an
+/// on_chunk callback every item is its own batch and its own span; with a journal every item is its
+/// own batch too, computed as it is taken, so that a caller who leaves early leaves no item computed
+/// and not journaled (it would run again on resume).
 template <class T, class R, class Fn>
 class serial_stream final : public stream_base<T, R> {
  public:
@@ -268,7 +270,7 @@ class serial_stream final : public stream_base<T, R> {
     done_ = 0;
     const bool per_item = static_cast<bool>(this->options_.on_chunk);
     const bool stop_after_error = this->options_.on_error == error_policy::stop;
-    const std::size_t limit = per_item ? 1 : batch_limit_;
+    const std::size_t limit = per_item || !this->options_.journal.empty() ? 1 : batch_limit_;
     const double start = per_item ? 0.0 : monotonic_seconds();
     while (batch_.size() < limit) {
       std::optional<T> item;

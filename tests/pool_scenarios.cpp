@@ -298,8 +298,11 @@ TEST_CASE("the stop policy gives every item one record and runs nothing new afte
   CHECK(stats.errors == errors);
   CHECK(first_not_run >= 301);
   if (chunksize > 0) {
+    // Counted from the failed item, not from the moment the root saw it: while the failing worker
+    // unwinds its exception (70-350 us measured in a worker process), the others finish items and the
+    // root refills the window, one round trip per chunk: with chunks of one item, two windows more.
     const std::size_t window = 2 * static_cast<std::size_t>(workers_run(kind)) * 2 * chunksize;
-    CHECK(first_not_run <= 301 + 2 * (window + chunksize));
+    CHECK(first_not_run <= 301 + 4 * (window + chunksize));
   }
   if (stats.backend == backend_kind::serial) CHECK(first_not_run == 301);  // serially, nothing is in flight
   if (kind == backend_kind::processes) CHECK(no_child_left());

@@ -7,6 +7,7 @@
 #include <boost/serialization/string.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
@@ -26,6 +27,35 @@ class item_failed : public error {
   std::size_t index_;
 };
 
+namespace detail {
+
+/// An error message held by pointer, so that a record of a small result stays small (a record of
+/// a std::uint64_t is 24 bytes, not 48); copies copy the message.
+class error_text {
+ public:
+  /// Holds `message`.
+  explicit error_text(std::string message) : text_(std::make_unique<std::string>(std::move(message))) {}
+  /// Copies `other`'s message.
+  error_text(const error_text& other) : text_(std::make_unique<std::string>(other.str())) {}
+  error_text(error_text&&) noexcept = default;
+  error_text& operator=(const error_text& other) {
+    if (this != &other) text_ = std::make_unique<std::string>(other.str());
+    return *this;
+  }
+  error_text& operator=(error_text&&) noexcept = default;
+  ~error_text() = default;
+  /// Returns the message (empty once moved from).
+  [[nodiscard]] const std::string& str() const noexcept {
+    static const std::string none;
+    return text_ ? *text_ : none;
+  }
+
+ private:
+  std::unique_ptr<std::string> text_;
+};
+
+}  // namespace detail
+
 /// The result of one item, or the message of the exception it raised.
 template <class R>
 class item_result {
@@ -37,7 +67,7 @@ class item_result {
   static item_result success(std::size_t index, R value) { return item_result(index, std::in_place_index<0>, std::move(value)); }
   /// Makes the record of item `index` that failed with `message`.
   static item_result failure(std::size_t index, std::string message) {
-    return item_result(index, std::in_place_index<1>, std::move(message));
+    return item_result(index, std::in_place_index<1>, detail::error_text(std::move(message)));
   }
 
   /// Returns the position of the item in the source.
@@ -63,7 +93,7 @@ class item_result {
   /// Returns the error message, empty when the item succeeded.
   [[nodiscard]] const std::string& error() const noexcept {
     static const std::string none;
-    return ok() ? none : std::get<1>(outcome_);
+    return ok() ? none : std::get<1>(outcome_).str();
   }
   /// Sets the position (the wire format leaves it out: it follows from the chunk).
   void set_index(std::size_t index) noexcept { index_ = index; }
@@ -74,7 +104,7 @@ class item_result {
     const bool success_flag = ok();
     ar << success_flag;
     if (success_flag) ar << std::get<0>(outcome_);
-    else ar << std::get<1>(outcome_);
+    else ar << std::get<1>(outcome_).str();
   }
   /// Reads the outcome from a Boost archive.
   template <class Archive>
@@ -88,7 +118,7 @@ class item_result {
     } else {
       std::string message;
       ar >> message;
-      outcome_.template emplace<1>(std::move(message));
+      outcome_.template emplace<1>(std::move(message));  // an error_text
     }
   }
   BOOST_SERIALIZATION_SPLIT_MEMBER()
@@ -98,7 +128,7 @@ class item_result {
   item_result(std::size_t index, std::in_place_index_t<I> tag, V&& value) : index_(index), outcome_(tag, std::forward<V>(value)) {}
 
   std::size_t index_ = 0;
-  std::variant<R, std::string> outcome_;
+  std::variant<R, detail::error_text> outcome_;
 };
 
 }  // namespace amorsize

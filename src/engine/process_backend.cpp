@@ -73,9 +73,13 @@ std::string to_bytes(const T& value) {
   return {reinterpret_cast<const char*>(&value), sizeof value};
 }
 
-/// Writes one answer frame, `head` then `payload`, in one write (the root wakes once per small result).
+/// Writes one answer frame, `head` then `payload`, in one write when small (the root wakes once per
+/// small result); a large payload follows its header in a write of its own, never copied.
 bool write_answer(int fd, result_header head, std::string& payload) {
   head.length = payload.size();
+  if (payload.size() >= read_block) {
+    return detail::write_all(fd, &head, sizeof head) && detail::write_all(fd, payload.data(), payload.size());
+  }
   payload.insert(0, to_bytes(head));
   return detail::write_all(fd, payload.data(), payload.size());
 }

@@ -3,6 +3,7 @@
 
 #include <amorsize/detail/call_identity.hpp>
 #include <amorsize/detail/journal.hpp>
+#include <amorsize/detail/wire.hpp>
 #include <amorsize/resume.hpp>
 #include <amorsize/probe.hpp>
 #include <amorsize/worker.hpp>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <deque>
 #include <exception>
+#include <ranges>
 #include <string>
 #include <utility>
 
@@ -42,6 +44,18 @@ struct pool_item<Data> {
 };
 template <class Data>
 using pool_item_t = typename pool_item<Data>::type;
+
+/// Returns the number of items `data` holds when it is known without reading them (nullopt otherwise).
+template <class Data>
+std::optional<std::size_t> item_count(const Data& data) {
+  if constexpr (planned_result<Data>) {
+    return data.data.size();
+  } else if constexpr (std::ranges::sized_range<const Data>) {
+    return static_cast<std::size_t>(std::ranges::size(data));
+  } else {
+    return std::nullopt;
+  }
+}
 
 /// Makes the run input from a plan's result: its replayed data and its sampled results.
 template <class R, planned_result Data>
@@ -81,50 +95,59 @@ item_result<R> run_one(Fn& fn, const T& item, std::size_t index) {
   }
 }
 
+/// Runs `fn` on items `first` .. `items.size()` - 1 in order, writing each result or error to
+/// `records`; returns the number of items run. With `stop_after_error`, it stops after the first item
+/// that fails. A worker process's item timeout, when set, is armed per item (item_timer).
+template <class R, class Fn, class Items>
+std::size_t run_items(Fn& fn, const Items& items, record_writer<R>& records, bool stop_after_error = false) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const item_timer timer;
+    try {
+      records.success(std::invoke(fn, items[i]));
+    } catch (...) {
+      records.failure(current_exception_message());
+      if (stop_after_error) return i + 1;
+    }
+  }
+  return items.size();
+}
+
 /// The worker side of a chunk: items in, one record per item out; it shares the function it runs.
+/// The clock is read once per chunk, not per item.
 template <class T, class R, class Fn>
 engine::chunk_task make_task(std::shared_ptr<Fn> fn) {
   return [fn](const std::string& payload, double& compute_seconds) {
-    const auto items = from_bytes<std::vector<T>>(payload);
-    std::vector<item_result<R>> records;
-    records.reserve(items.size());
+    const item_reader<T> items(payload);
+    record_writer<R> records(items.size());
     const double start = monotonic_seconds();
-    for (const T& item : items) {
-      const item_timer timer;  // a worker process's item timeout, if any
-      records.push_back(run_one<R>(*fn, item, 0));
-    }
+    run_items(*fn, items, records);
     compute_seconds = monotonic_seconds() - start;
-    return to_bytes(records);
+    return std::move(records).payload();
   };
 }
 
-/// The root side of a chunk: pull and serialize items, split a chunk, fail a chunk.
+/// The root side of a chunk: pull and serialize items, split a chunk, fail a chunk (detail/wire.hpp).
 template <class T, class R>
 engine::chunk_codec make_codec(source<T>& src) {
   engine::chunk_codec codec;
   codec.make = [&src](std::size_t max_items) {
-    std::vector<T> items;
+    // Room for a chunk of items up to 1 MiB, at first; a larger chunk grows as it fills.
+    item_writer<T> items(std::min<std::size_t>(max_items, (std::size_t{1} << 20) / sizeof(T) + 1));
     std::exception_ptr failure;
     try {
       while (items.size() < max_items) {
         std::optional<T> item = src.next();
         if (!item) break;
-        items.push_back(std::move(*item));
+        items.add(std::move(*item));
       }
     } catch (...) {
       failure = std::current_exception();  // the items read before it still run
     }
     const std::size_t count = items.size();
-    return engine::made_chunk{to_bytes(items), count, failure};
+    return engine::made_chunk{std::move(items).payload(), count, failure};
   };
-  codec.split = [](const std::string& payload) {
-    std::vector<std::string> pieces;
-    for (T& item : from_bytes<std::vector<T>>(payload)) pieces.push_back(to_bytes(std::vector<T>{std::move(item)}));
-    return pieces;
-  };
-  codec.fail = [](std::size_t count, const std::string& reason) {
-    return to_bytes(std::vector<item_result<R>>(count, item_result<R>::failure(0, reason)));
-  };
+  codec.split = [](const std::string& payload) { return split_items<T>(payload); };
+  codec.fail = [](std::size_t count, const std::string& reason) { return encode_failed_records<R>(count, reason); };
   return codec;
 }
 
@@ -153,7 +176,8 @@ class stream_base : public stream_state<R> {
         }
       }
     }
-    stats_.wall_seconds = monotonic_seconds() - start_;
+    // The clock is read once per chunk (when its last record is taken) and at the end, not per record.
+    if (!record || this->buffered() == 0) stats_.wall_seconds = monotonic_seconds() - start_;
     return record;
   }
 
@@ -204,7 +228,11 @@ class stream_base : public stream_state<R> {
   std::size_t stop_index_ = 0;
 };
 
-/// Runs every item in the calling thread (worker 0 at `places`).
+/// Runs every item in the calling thread (worker 0 at `places`), in batches that grow while they
+/// take under serial_batch_seconds, so that the clock is read once per batch, not per item. With an
+/// on_chunk callback every item is its own batch and its own span; with a journal every item is its
+/// own batch too, computed as it is taken, so that a caller who leaves early leaves no item computed
+/// and not journaled (it would run again on resume).
 template <class T, class R, class Fn>
 class serial_stream final : public stream_base<T, R> {
  public:
@@ -216,29 +244,76 @@ class serial_stream final : public stream_base<T, R> {
   }
 
  private:
+  static constexpr double serial_batch_seconds = 1e-3;
+  static constexpr std::size_t max_batch = 4096;
+
   std::optional<item_result<R>> next_computed() override {
-    if (this->stopping_) return std::nullopt;
-    if (this->stop_requested()) {
-      this->stats_.stopped = !this->total_ || index_ < this->input_.known.size() + *this->total_;
-      return std::nullopt;
+    if (done_ == batch_.size()) {
+      if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));  // after the records before it
+      if (this->stopping_) return std::nullopt;
+      if (this->stop_requested()) {
+        this->stats_.stopped = !this->total_ || index_ < this->input_.known.size() + *this->total_;
+        return std::nullopt;
+      }
+      run_batch();
+      if (done_ == batch_.size()) {
+        if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+        return std::nullopt;
+      }
     }
-    std::optional<T> item = this->input_.data.next();
-    if (!item) return std::nullopt;
-    const std::size_t index = index_++;
-    const double start = monotonic_seconds();
-    item_result<R> record = run_one<R>(fn_, *item, index);
-    const double end = monotonic_seconds();
-    this->stats_.compute_seconds += end - start;
-    if (this->options_.on_chunk) {
-      this->options_.on_chunk(span_of(places_, engine::finished_chunk{index, 1, {}, end - start, 0, index, start, end}));
-    }
-    return record;
+    return std::move(batch_[done_++]);
   }
+
+  /// Runs the next batch of items; an exception from the source ends it and is thrown once its records are taken.
+  void run_batch() {
+    batch_.clear();
+    done_ = 0;
+    const bool per_item = static_cast<bool>(this->options_.on_chunk);
+    const bool stop_after_error = this->options_.on_error == error_policy::stop;
+    const std::size_t limit = per_item || !this->options_.journal.empty() ? 1 : batch_limit_;
+    const double start = per_item ? 0.0 : monotonic_seconds();
+    while (batch_.size() < limit) {
+      std::optional<T> item;
+      try {
+        item = this->input_.data.next();
+      } catch (...) {
+        failure_ = std::current_exception();
+        break;
+      }
+      if (!item) break;
+      const std::size_t index = index_++;
+      if (per_item) {
+        const double item_start = monotonic_seconds();
+        batch_.push_back(run_one<R>(fn_, *item, index));
+        const double end = monotonic_seconds();
+        this->stats_.compute_seconds += end - item_start;
+        this->options_.on_chunk(
+            span_of(places_, engine::finished_chunk{index, 1, {}, end - item_start, 0, index, item_start, end}));
+      } else {
+        batch_.push_back(run_one<R>(fn_, *item, index));
+      }
+      if (stop_after_error && !batch_.back().ok()) break;
+    }
+    if (per_item) return;
+    const double seconds = monotonic_seconds() - start;
+    this->stats_.compute_seconds += seconds;
+    if (seconds < serial_batch_seconds && batch_.size() == batch_limit_) {
+      batch_limit_ = std::min(max_batch, batch_limit_ * 2);
+    } else if (seconds > 4 * serial_batch_seconds) {
+      batch_limit_ = std::max<std::size_t>(1, batch_limit_ / 2);
+    }
+  }
+
   std::size_t taken() const override { return index_; }
+  std::size_t buffered() const override { return batch_.size() - done_; }
 
   Fn fn_;
   std::size_t index_;
   worker_places places_;
+  std::vector<item_result<R>> batch_;  // the records of the last batch; those from done_ on are not taken yet
+  std::size_t done_ = 0;
+  std::size_t batch_limit_ = 1;
+  std::exception_ptr failure_;  // what the source threw while the last batch was read
 };
 
 /// Runs chunks on a backend through the dispatcher and unpacks their records.
@@ -260,7 +335,7 @@ class engine_stream final : public stream_base<T, R> {
 
  private:
   std::optional<item_result<R>> next_computed() override {
-    while (pending_.empty()) {
+    while (!pending_ || pending_->remaining() == 0) {
       std::optional<engine::finished_chunk> done;
       try {
         done = dispatcher_->next();
@@ -278,11 +353,8 @@ class engine_stream final : public stream_base<T, R> {
         return std::nullopt;
       }
       if (this->options_.on_chunk && done->worker >= 0) this->options_.on_chunk(span_of(places_, *done));
-      auto records = from_bytes<std::vector<item_result<R>>>(done->payload);
-      for (std::size_t i = 0; i < records.size(); ++i) {
-        records[i].set_index(done->first_index + i);
-        pending_.push_back(std::move(records[i]));
-      }
+      pending_.emplace(std::move(done->payload));
+      next_index_ = done->first_index;
       const engine::dispatch_stats& s = dispatcher_->stats();
       this->stats_.chunks = s.chunks;
       this->stats_.lost_workers = s.lost_workers;
@@ -290,18 +362,17 @@ class engine_stream final : public stream_base<T, R> {
       this->stats_.compute_seconds = s.compute_seconds;
       this->stats_.root_cpu_seconds = s.root_cpu_seconds;
     }
-    item_result<R> record = std::move(pending_.front());
-    pending_.pop_front();
-    return record;
+    return pending_->take(next_index_++);
   }
   void on_stop() override { dispatcher_->stop_dispatching(); }
   std::size_t taken() const override { return dispatcher_->next_index(); }
-  std::size_t buffered() const override { return pending_.size(); }
+  std::size_t buffered() const override { return pending_ ? pending_->remaining() : 0; }
 
   std::unique_ptr<engine::backend> workers_;
   worker_places places_;
   std::optional<engine::dispatcher> dispatcher_;
-  std::deque<item_result<R>> pending_;
+  std::optional<record_reader<R>> pending_;  // the records of the last chunk that came back
+  std::size_t next_index_ = 0;                // the source position of its next record
 };
 
 /// Makes the stream that runs `input` as `run` says: in the calling thread, or on its started workers.
@@ -486,9 +557,14 @@ auto pool::stream(Fn&& fn, Data&& data, std::size_t chunksize) {
 
 template <class Fn, class Data>
 auto pool::map(Fn&& fn, Data&& data, std::size_t chunksize) {
+  const std::optional<std::size_t> size = detail::item_count(data);
   auto records = start(fn, std::forward<Data>(data), {detail::agreement_key("map", fn, data), chunksize, true, 0});
   using record = typename decltype(records)::iterator::value_type;
   std::vector<record> all;
+  // Room for every record at once, so that no record is moved to a larger vector (up to a bound,
+  // in case a generator's size is wrong).
+  constexpr std::size_t most_reserved = std::size_t{1} << 24;
+  if (size && detail::hands_records()) all.reserve(std::min(*size, most_reserved));
   try {
     while (auto r = records.next()) all.push_back(std::move(*r));
   } catch (...) {

@@ -1,6 +1,7 @@
 #pragma once
 // Sampling: runs the user's function on the first items and measures it (template part of sample.hpp).
 
+#include <amorsize/detail/wire.hpp>
 #include <amorsize/engine/local_backends.hpp>
 #include <amorsize/error.hpp>
 #include <amorsize/sample.hpp>
@@ -31,41 +32,6 @@
 
 namespace amorsize::detail {
 
-/// The archive flags every amorsize message uses: no header, so small items stay small.
-inline constexpr unsigned archive_flags = boost::archive::no_header;
-
-/// Serializes `value` with the Boost binary archive the engine sends over the wire.
-template <class T>
-std::string to_bytes(const T& value) {
-  std::ostringstream out(std::ios::binary);
-  {
-    boost::archive::binary_oarchive archive(out, archive_flags);
-    archive << value;
-  }
-  return std::move(out).str();
-}
-
-/// A read-only stream buffer over bytes held elsewhere, so reading a message does not copy it.
-class bytes_view_buffer : public std::streambuf {
- public:
-  /// Reads `size` bytes at `data`, which must outlive the buffer.
-  bytes_view_buffer(const char* data, std::size_t size) {
-    char* begin = const_cast<char*>(data);  // get area only: never written through
-    setg(begin, begin, begin + size);
-  }
-};
-
-/// Reads a value written by `to_bytes` from `bytes`, starting `offset` bytes in.
-template <class T>
-T from_bytes(const std::string& bytes, std::size_t offset = 0) {
-  bytes_view_buffer buffer(bytes.data() + offset, bytes.size() - offset);
-  std::istream in(&buffer);
-  boost::archive::binary_iarchive archive(in, archive_flags);
-  T value;
-  archive >> value;
-  return value;
-}
-
 /// Serializes `value` and reads it back, as a message crosses the wire; returns the serialized size.
 template <class T>
 std::size_t serialization_round_trip(const T& value) {
@@ -78,7 +44,19 @@ std::size_t serialization_round_trip(const T& value) {
   return bytes.size();
 }
 
-/// Seconds and bytes per element of sending `values` as one message (one chunk), best of two tries.
+/// Writes `values` as one chunk of the wire format (detail/wire.hpp) and reads it back; returns its size.
+template <class T>
+std::size_t chunk_round_trip(const std::vector<T>& values) {
+  const std::string bytes = encode_items(values);
+  if constexpr (std::is_default_constructible_v<T>) {
+    [[maybe_unused]] const std::vector<T> copy = decode_items<T>(bytes);
+  } else {
+    [[maybe_unused]] const std::string again = encode_items(values);  // reading needs a default constructor: charge a second write instead
+  }
+  return bytes.size();
+}
+
+/// Seconds and bytes per element of sending `values` as one chunk, in the wire format chunks use, best of two tries.
 template <class T>
 std::pair<double, double> chunk_serialization_cost(const std::vector<T>& values) {
   if (values.empty()) return {0.0, 0.0};
@@ -86,7 +64,7 @@ std::pair<double, double> chunk_serialization_cost(const std::vector<T>& values)
   std::size_t size = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {  // the first archive of a type pays Boost's one-time set-up
     const auto start = std::chrono::steady_clock::now();
-    size = serialization_round_trip(values);
+    size = chunk_round_trip(values);
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   const auto n = static_cast<double>(values.size());

@@ -287,14 +287,34 @@ void dispatcher::follow_chunk_times(const chunk_result& r, std::size_t count) {
   const double delta = per_item - chunk_mean_;
   chunk_mean_ += delta / static_cast<double>(chunks_timed_);
   chunk_squares_ += delta * (per_item - chunk_mean_);
+  // The chunk's items, weighted by their count, at the chunk's middle position.
+  const auto it = flight_.find(r.id);
+  const double middle = it == flight_.end() ? 0.0
+                                            : static_cast<double>(it->second.sent.first_index) + 0.5 * static_cast<double>(count);
+  const double weight = static_cast<double>(count);
+  fit_n_ += weight;
+  fit_x_ += weight * middle;
+  fit_y_ += weight * per_item;
+  fit_xx_ += weight * middle * middle;
+  fit_xy_ += weight * middle * per_item;
   if (!options_.total_items) return;
-  // Live prediction: the items not finished yet at the mean item time so far, over the workers.
+  // Live prediction: the items not finished yet at the item time fitted along the source so far
+  // (a trend shows there), over the workers.
   const double now = monotonic_seconds();
   const std::size_t end = options_.first_index + *options_.total_items;
   const std::size_t done_or_flying = next_index_ > options_.first_index ? next_index_ - options_.first_index : 0;
   const double not_taken = static_cast<double>(end > next_index_ ? end - next_index_ : 0);
   const double taken_not_done = static_cast<double>(done_or_flying > items_timed_ ? done_or_flying - items_timed_ : 0);
-  const double mean_item = stats_.compute_seconds / static_cast<double>(std::max<std::size_t>(1, items_timed_));
+  double mean_item = stats_.compute_seconds / static_cast<double>(std::max<std::size_t>(1, items_timed_));
+  const double spread = fit_xx_ * fit_n_ - fit_x_ * fit_x_;
+  if (chunks_timed_ >= 3 && spread > 0.0) {
+    const double slope = (fit_xy_ * fit_n_ - fit_x_ * fit_y_) / spread;
+    const double intercept = (fit_y_ - slope * fit_x_) / fit_n_;
+    // The items left lie between the oldest unfinished ones and the end: their mean sits about midway.
+    const double first_left = static_cast<double>(next_index_) - taken_not_done;
+    const double middle_left = 0.5 * (first_left + static_cast<double>(end));
+    mean_item = std::max(0.0, intercept + slope * middle_left);
+  }
   const double workers = static_cast<double>(std::max(1, alive_workers()));
   stats_.eta_seconds = (not_taken + taken_not_done) * mean_item / workers;
   stats_.predicted_seconds = (now - started_at_) + stats_.eta_seconds;

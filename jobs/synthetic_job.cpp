@@ -52,12 +52,13 @@ source<synthetic_job::item_type> synthetic_job::items() const {
   const std::uint64_t limit = params().items;
   std::optional<std::size_t> size;
   if (limit > 0) size = static_cast<std::size_t>(limit);
-  return make_source(
-      [next = std::uint64_t{0}, limit]() mutable -> std::optional<std::uint64_t> {
-        if (limit != 0 && next >= limit) return std::nullopt;
-        return next++;
-      },
-      size);
+  auto next_item = [next = std::uint64_t{0}, limit]() mutable -> std::optional<std::uint64_t> {
+    if (limit != 0 && next >= limit) return std::nullopt;
+    return next++;
+  };
+  if (!size) return make_source(std::move(next_item), size);
+  // Item i is the index i: the planner may sample items spread over the whole range.
+  return make_source(std::move(next_item), *size, [](std::size_t position) { return std::uint64_t{position}; });
 }
 
 std::string synthetic_job::identity() const {

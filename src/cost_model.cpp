@@ -117,7 +117,9 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
         schedule.kind == schedule_kind::guided ? std::max<std::size_t>(1, schedule.min_chunksize) : schedule.chunksize;
     const double last = static_cast<double>(last_chunk);
     // Half a chunk on average, more when its items vary (the spread of a sum of `last` items).
-    const double tail = 0.5 * last * w.mean_seconds * (1.0 + w.cv / std::sqrt(last));
+    // A rising trend makes the last items the dearest: time at the end is mean x (1 + trend / 2).
+    const double end_factor = 1.0 + 0.5 * std::max(0.0, w.trend);
+    const double tail = 0.5 * last * w.mean_seconds * end_factor * (1.0 + w.cv / std::sqrt(last));
     makespan = average + std::max(tail, workers > 1 ? 0.5 * (w.max_seconds - w.mean_seconds) : 0.0);
   }
 
@@ -125,7 +127,8 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
   const double root_busy = k * c.chunk_root + n * c.item_root;
   const double startup = c.startup + workers * c.startup_per_worker + c.chunk_root;
   const double run = std::max(makespan, root_busy);
-  p.parallel_seconds = sampled + startup + run;
+  // The spread sample ran on the root before the run, and its items run again in it.
+  p.parallel_seconds = sampled + w.spread_total_seconds + startup + run;
   p.root_load = run > 0.0 ? root_busy / run : 0.0;
   return finish(p, workers);
 }
@@ -242,7 +245,8 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
   const auto target = static_cast<std::size_t>(std::max(1.0, std::round(rq.target_chunk_duration / per_item)));
   // Keep each chunk's dispatch under 5% of its work.
   const auto overhead_floor = static_cast<std::size_t>(std::max(1.0, std::ceil(c.chunk_root / (0.05 * per_item))));
-  const bool heterogeneous = w.cv > 0.5;
+  // A trend (item time changing along the source) unbalances equal chunks like a spread does.
+  const bool heterogeneous = w.cv > 0.5 || std::abs(w.trend) > 0.5;
   // Enough chunks per worker that one slow chunk (or a core stolen for a while) delays little.
   const double chunks_per_worker = heterogeneous ? std::ceil(8.0 * (1.0 + w.cv)) : 8.0;
 
@@ -260,6 +264,17 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
     if (balanced < size) {
       size = std::max(balanced, std::min(overhead_floor, size));
       why += format(", then to %zu so each worker gets about %.0f chunks for balance", size, chunks_per_worker);
+    }
+  }
+  if (!heterogeneous && items && *items > 0 && workers > 1) {
+    // Whole rounds: a chunk count that is a multiple of the workers, so no chunk runs alone at the end.
+    const std::size_t chunks = (*items + size - 1) / size;
+    const auto w_count = static_cast<std::size_t>(workers);
+    const std::size_t rounded = (chunks + w_count - 1) / w_count * w_count;
+    const std::size_t even = (*items + rounded - 1) / rounded;
+    if (even != size) {
+      size = even;
+      why += format(", then to %zu so the %zu chunks make whole rounds of %d workers", size, rounded, workers);
     }
   }
   s.chunksize = size;
@@ -427,6 +442,9 @@ std::size_t choose_window(const model_inputs& in, int workers, std::size_t chunk
                                                  : gathered_window(in, out);
 }
 
+/// Seconds of work above which an unreliable sample never makes a serial plan.
+constexpr double parallel_work_floor = 1.0;
+
 /// Decides whether parallelism pays for `p` on `workers` workers; a serial plan then runs as serial
 /// does, with the rejected parallel estimate kept in the reason and the profile. What the caller
 /// forced (workers, a chunk size or a local backend) runs as asked, even where serial would do as well.
@@ -437,6 +455,18 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";
     out.warn(warning_kind::no_worker_rank, "Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
+  } else if (p.speedup < rq.min_speedup && !forced && workers > 1 && in.work.unreliable() &&
+             p.serial_seconds > parallel_work_floor && p.speedup > 1.0) {
+    // The sample may misjudge the work badly (few items, a trend, a huge spread): with seconds of
+    // work, a parallel run loses little if it was wrong, a serial one loses a factor of workers.
+    out.serial = false;
+    out.warn(warning_kind::unreliable_sample,
+             format("The predicted speedup %.2fx is below %.1fx, but the sample is unreliable (%zu items, CV %.2f, "
+                    "trend %+.0f%%) and the work is %s: planned parallel anyway.",
+                    p.speedup, rq.min_speedup, in.work.count + in.work.spread_seconds.size(), in.work.cv,
+                    100.0 * in.work.trend, text::seconds(p.serial_seconds).c_str()));
+    out.reason += format("Expected speedup %.2fx: serial %s, parallel %s.", p.speedup,
+                         text::seconds(p.serial_seconds).c_str(), text::seconds(p.parallel_seconds).c_str());
   } else if (p.speedup < rq.min_speedup && !forced) {
     const unit_costs costs = costs_of(in);
     out.serial = true;
@@ -540,6 +570,12 @@ plan make_plan(const model_inputs& measured) {
   const bool backend_asked = assume_backend(in);
   const std::optional<std::size_t> rest = items_left(in);
 
+  if (!in.work.spread_seconds.empty()) {
+    out.reason += format("Sampled the first %zu items and %zu spread over the %zu: mean %s per item, trend %+.0f%% "
+                         "from first to last. ",
+                         in.work.count + in.work.failed, in.work.spread_seconds.size(), in.work.source_items,
+                         text::seconds(in.work.mean_seconds).c_str(), 100.0 * in.work.trend);
+  }
   out.workers_per_node = choose_workers(in, out);
   int workers = total_workers(out.workers_per_node);
   out.schedule = choose_schedule(in, std::max(1, workers), rest, out);

@@ -21,7 +21,7 @@ constexpr enum_names::table<backend_kind, 4> backend_kind_names{{
     {backend_kind::mpi, "mpi"},
 }};
 
-constexpr enum_names::table<warning_kind, 19> warning_kind_names{{
+constexpr enum_names::table<warning_kind, 20> warning_kind_names{{
     {warning_kind::nested_parallelism, "nested_parallelism"},
     {warning_kind::waits_on_io, "waits_on_io"},
     {warning_kind::workers_cut_for_memory, "workers_cut_for_memory"},
@@ -41,6 +41,7 @@ constexpr enum_names::table<warning_kind, 19> warning_kind_names{{
     {warning_kind::threads_already_running, "threads_already_running"},
     {warning_kind::spawn_cost_assumed, "spawn_cost_assumed"},
     {warning_kind::round_trip_assumed, "round_trip_assumed"},
+    {warning_kind::unreliable_sample, "unreliable_sample"},
 }};
 
 static_assert(enum_names::lists_in_order(plan_mode_names) &&
@@ -49,7 +50,7 @@ static_assert(enum_names::lists_in_order(backend_kind_names) &&
               backend_kind_names.size() == static_cast<std::size_t>(backend_kind::mpi) + 1);
 // A new warning kind goes last in the enum and here, or this fails.
 static_assert(enum_names::lists_in_order(warning_kind_names) &&
-              warning_kind_names.size() == static_cast<std::size_t>(warning_kind::round_trip_assumed) + 1);
+              warning_kind_names.size() == static_cast<std::size_t>(warning_kind::unreliable_sample) + 1);
 
 }  // namespace
 

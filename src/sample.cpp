@@ -45,6 +45,85 @@ void sample_stats::summarise() {
   cv = mean_seconds > 0.0 ? stddev / mean_seconds : 0.0;
 }
 
+void sample_stats::add_spread() {
+  if (spread_seconds.empty() || item_seconds.empty()) return;
+  std::vector<std::pair<double, double>> points;  // (position, seconds)
+  for (std::size_t i = 0; i < item_seconds.size(); ++i) points.emplace_back(static_cast<double>(i), item_seconds[i]);
+  for (std::size_t j = 0; j < spread_seconds.size(); ++j) {
+    points.emplace_back(static_cast<double>(spread_positions[j]), spread_seconds[j]);
+  }
+  const double head = static_cast<double>(count + failed);
+  double last = 0.0;
+  for (const auto& [x, y] : points) last = std::max(last, x);
+  const double items = std::max({static_cast<double>(source_items), last + 1.0, head});
+  // The first items stand for their own positions, the spread sample (one item per stratum) for the rest.
+  const double head_mean = total_seconds / static_cast<double>(count);
+  const double spread_mean =
+      std::accumulate(spread_seconds.begin(), spread_seconds.end(), 0.0) / static_cast<double>(spread_seconds.size());
+  mean_seconds = (head * head_mean + (items - head) * spread_mean) / items;
+  for (const auto& [x, y] : points) {
+    min_seconds = std::min(min_seconds, y);
+    max_seconds = std::max(max_seconds, y);
+  }
+  // The spread of item times over the whole source: the spread sample is stratified, the first items are not.
+  const std::vector<double>& spread = spread_seconds.size() >= 4 ? spread_seconds : item_seconds;
+  double squares = 0.0;
+  for (double y : spread) squares += (y - spread_mean) * (y - spread_mean);
+  const double n = static_cast<double>(spread.size());
+  const double base = spread.size() >= 4 ? spread_mean : head_mean;
+  if (spread.size() < 4) {
+    squares = 0.0;
+    for (double y : spread) squares += (y - base) * (y - base);
+  }
+  cv = n > 1.0 && mean_seconds > 0.0 ? std::sqrt(squares / (n - 1.0)) / mean_seconds : 0.0;
+  // Least squares of time on position (0 at the first item, 1 at the last).
+  double sx = 0.0;
+  double sy = 0.0;
+  for (const auto& [x, y] : points) {
+    sx += x / std::max(1.0, items - 1.0);
+    sy += y;
+  }
+  const double m = static_cast<double>(points.size());
+  const double mx = sx / m;
+  const double my = sy / m;
+  double sxy = 0.0;
+  double sxx = 0.0;
+  for (const auto& [x, y] : points) {
+    const double u = x / std::max(1.0, items - 1.0) - mx;
+    sxy += u * (y - my);
+    sxx += u * u;
+  }
+  trend = sxx > 0.0 && mean_seconds > 0.0 ? (sxy / sxx) / mean_seconds : 0.0;
+}
+
+bool sample_stats::unreliable() const {
+  constexpr std::size_t few = 8;
+  constexpr double steep_trend = 0.5;
+  constexpr double huge_cv = 1.5;
+  return count + spread_seconds.size() < few || std::abs(trend) > steep_trend || cv > huge_cv;
+}
+
+namespace detail {
+
+std::vector<std::size_t> spread_positions(std::size_t items, std::size_t most) {
+  std::size_t strata = 1;
+  while (strata * 2 <= most && strata * 2 * 2 <= items) strata *= 2;
+  if (strata < 4) return {};
+  unsigned bits = 0;
+  while ((std::size_t{1} << bits) < strata) ++bits;
+  std::vector<std::size_t> positions;
+  positions.reserve(strata);
+  for (std::size_t k = 0; k < strata; ++k) {
+    std::size_t j = 0;  // k with its `bits` bits reversed
+    for (unsigned b = 0; b < bits; ++b) j |= ((k >> b) & 1U) << (bits - 1 - b);
+    const double middle = (static_cast<double>(j) + 0.5) * static_cast<double>(items) / static_cast<double>(strata);
+    positions.push_back(std::min(items - 1, static_cast<std::size_t>(middle)));
+  }
+  return positions;
+}
+
+}  // namespace detail
+
 namespace {
 
 double clock_seconds(clockid_t clock) {

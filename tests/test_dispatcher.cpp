@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -76,7 +77,12 @@ class scripted_backend : public backend {
       std::string payload = join(results);
       ++answered;
       if (sent_after_answer.count(c.id)) late_payload_bytes = std::max(late_payload_bytes, payload.size());
-      return chunk_result{c.id, static_cast<int>(w), std::move(payload), per_item_seconds * static_cast<double>(items.size())};
+      double seconds = per_item_seconds * static_cast<double>(items.size());
+      if (item_cost) {
+        seconds = 0.0;
+        for (const auto& item : items) seconds += item_cost(std::stoul(item));
+      }
+      return chunk_result{c.id, static_cast<int>(w), std::move(payload), seconds};
     }
     return std::nullopt;
   }
@@ -84,6 +90,7 @@ class scripted_backend : public backend {
   std::size_t max_held = 0;
   bool kill_permanently = false;
   double per_item_seconds = 0.01;
+  std::function<double(std::size_t)> item_cost;   // seconds of item i (empty: per_item_seconds each)
   std::string killer = "13";                      // the item that kills its worker
   std::size_t result_padding = 0;                 // bytes added to each result
   std::size_t answered = 0;                       // chunks answered so far
@@ -399,4 +406,62 @@ TEST_CASE("finished chunks carry their id and their send and receive times", "[d
   }
   CHECK(items == 50);
   CHECK(ids.size() >= 50 / 4);
+}
+
+TEST_CASE("the dispatcher records each re-plan with its time, old and new chunk size and reason", "[dispatcher][replan]") {
+  scripted_backend b(2, false);
+  b.per_item_seconds = 0.001;  // the plan thought 0.1 s per item: chunks of 2 for a 0.2 s target
+  dispatch_options o;
+  o.schedule.chunksize = 2;
+  o.schedule.target_seconds = 0.2;
+  const run_outcome out = run(b, 5000, o);
+  CHECK(out.indices.size() == 5000);
+  REQUIRE_FALSE(out.stats.replans.empty());
+  const replan& first = out.stats.replans.front();
+  CHECK(first.old_chunksize == 2);
+  CHECK(first.new_chunksize > 2);
+  CHECK(first.at_seconds >= 0.0);
+  CHECK(first.reason.find("0.2 s") != std::string::npos);
+  CHECK(out.stats.predicted_seconds >= 0.0);
+
+  SECTION("a forced chunk size is never re-planned") {
+    scripted_backend forced(2, false);
+    forced.per_item_seconds = 0.001;
+    dispatch_options fixed = o;
+    fixed.schedule.adaptive = false;
+    const run_outcome same = run(forced, 500, fixed);
+    CHECK(same.stats.replans.empty());
+  }
+}
+
+TEST_CASE("chunk times that rise along the source switch the schedule to guided and record why", "[dispatcher][replan]") {
+  scripted_backend b(2, false);
+  const std::size_t total = 4000;
+  b.item_cost = [total](std::size_t i) { return 2e-3 * static_cast<double>(i) / static_cast<double>(total); };
+  dispatch_options o;
+  o.schedule.chunksize = 100;  // about right on average: 100 x 1 ms = 0.1 s
+  o.schedule.target_seconds = 0.1;
+  const run_outcome out = run(b, total, o);
+  CHECK(out.indices.size() == total);
+  const bool guided = std::any_of(out.stats.replans.begin(), out.stats.replans.end(), [](const replan& r) {
+    return r.old_kind == schedule_kind::fixed && r.new_kind == schedule_kind::guided &&
+           r.reason.find("vary") != std::string::npos;
+  });
+  CHECK(guided);
+  CHECK(out.stats.smallest_chunk < 100);
+}
+
+TEST_CASE("adaptive fixed chunks come out as whole rounds of the workers", "[dispatcher]") {
+  for (const std::size_t total : {21000U, 19995U, 1001U, 7U}) {
+    scripted_backend b(2, false);
+    b.per_item_seconds = 0.0002;
+    dispatch_options o;
+    o.schedule.chunksize = 1000;
+    o.schedule.target_seconds = 0.2;
+    const run_outcome out = run(b, total, o);
+    INFO("items " << total << ", chunks " << out.stats.chunks);
+    CHECK(out.indices.size() == total);
+    CHECK((total < 2 || out.stats.chunks % 2 == 0));
+    CHECK(out.stats.largest_chunk <= 1000);
+  }
 }

@@ -31,6 +31,7 @@ struct optimize_options {
   double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
   bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).
   bool use_chunking_benchmark = true;          ///< Measure the chunk round trip (else assume 50 us).
+  std::size_t spread_sample = detail::spread_sample_most; ///< Items sampled spread over a random-access source (a container, the synthetic job), at most; they run again in the run, so a function with side effects may want 0 (off).
   bool verbose = false;                        ///< Print the plan's explanation while planning.
   std::ostream* log = &std::cerr;              ///< Where verbose output goes.
   /// Runs once in the sampler (a forked process, or this thread when sampling in-process) before the
@@ -67,10 +68,12 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
 /// True when sampling may run in a forked sampler: no launcher, and this process has no other thread.
 bool sample_in_child();
 
-/// Samples `fn` on the first `count` items of `src` after `setup`, in a forked sampler when `in_child`.
+/// Samples `fn` on the first `count` items of `src` after `setup` (and up to `spread_most` spread over a
+/// random-access source), in a forked sampler when `in_child`.
 template <class Fn, class T>
-auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std::function<void()>& setup = {}) {
-  return in_child ? run_sample_in_child(fn, src, count, setup) : run_sample(fn, src, count, setup);
+auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std::function<void()>& setup = {},
+            std::size_t spread_most = spread_sample_most) {
+  return in_child ? run_sample_in_child(fn, src, count, setup, spread_most) : run_sample(fn, src, count, setup, spread_most);
 }
 
 /// Samples `fn` on the first items of `src` as `options` say (sample size, setup), puts them back, and
@@ -78,7 +81,7 @@ auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std:
 template <class Fn, class T>
 std::size_t safe_batch_size_of(Fn& fn, source<T>& src, const optimize_options& options) {
   validate(options);
-  auto sampled = sample(fn, src, options.sample_size, sample_in_child(), options.worker_setup);
+  auto sampled = sample(fn, src, options.sample_size, sample_in_child(), options.worker_setup, 0);
   src.replay(std::move(sampled.items));
   return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, options.memory_fraction);
 }
@@ -95,7 +98,7 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
     return call_name<std::decay_t<Fn>, T>(method, fn, next_call_number());
   };
   static_cast<plan&>(result) = plan_collectively(name_call, options, mode, total, [&](bool in_child) {
-    sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup));
+    sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup, options.spread_sample));
     return sampled->stats;
   });
   if (sampled) {

@@ -48,7 +48,8 @@ enum class warning_kind {
   sample_cut_for_memory,       ///< Fewer items were sampled than asked, to keep their results in memory.
   threads_already_running,     ///< The program already runs threads, so local workers are threads, not forked processes.
   spawn_cost_assumed,          ///< Worker start-up was assumed, not measured.
-  round_trip_assumed,          ///< The chunk round trip was assumed, not measured (last: the name table checks up to it).
+  round_trip_assumed,          ///< The chunk round trip was assumed, not measured.
+  unreliable_sample,           ///< The sample may misjudge the work (few items, a trend, a huge spread): planned parallel for seconds of work (last: the name table checks up to it).
 };
 
 /// One warning: its kind for tools and tests, its sentence for people.

@@ -95,6 +95,8 @@ struct run_stats {
   double root_cpu_seconds = 0.0;            ///< CPU time the root spent dispatching and gathering.
   double wall_seconds = 0.0;                ///< From the call to the last record.
   bool stopped = false;                     ///< A stop_request ended the call before its source did.
+  std::vector<replan> replans;              ///< Changes the dispatcher made to the chunk schedule, and why.
+  double predicted_seconds = 0.0;           ///< The dispatcher's last live prediction of its run time (0: none).
 };
 
 namespace detail {

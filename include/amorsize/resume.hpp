@@ -68,6 +68,11 @@ class resumed_items {
   [[nodiscard]] source<T> remaining() const {
     std::optional<std::size_t> size = state_->all.size();
     if (size) *size -= std::min(*size, state_->finished.size());
+    if (size && state_->finished.empty() && state_->all.has_random_access()) {
+      // Nothing to skip: position p of the remaining items is position p of the wrapped source.
+      return source<T>([s = state_] { return s->next(); }, *size,
+                       [s = state_](std::size_t position) { return *s->all.peek(position - s->read); });
+    }
     return source<T>([s = state_] { return s->next(); }, size);
   }
 

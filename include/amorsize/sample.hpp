@@ -35,9 +35,21 @@ struct sample_stats {
   bool cut_for_memory = false;            ///< Sampling stopped early: the results kept for reuse reached the memory budget.
   std::vector<double> item_seconds;       ///< Wall time of each successful sampled call.
   std::vector<item_error> errors;         ///< The sampled items that threw.
+  std::vector<std::size_t> spread_positions; ///< Source positions of the spread sample: items far into a random-access source, measured and run again in the run.
+  std::vector<double> spread_seconds;     ///< Wall time of each spread item (same order as spread_positions).
+  double spread_total_seconds = 0.0;      ///< Wall time of the spread calls together (spent once more in the run).
+  std::size_t source_items = 0;           ///< Items the source held when sampled (0: unknown or endless).
+  double trend = 0.0;                     ///< Fitted change of item time from the first to the last item, as a share of the mean (0: none seen or no spread sample).
 
   /// Computes mean, CV, min, max and total from `item_seconds`.
   void summarise();
+
+  /// Re-estimates mean, CV, min, max and trend over the whole source from the first items
+  /// (`item_seconds`, positions 0..) and the spread sample; totals stay those of the first items.
+  void add_spread();
+
+  /// Returns true when the sample may badly misjudge the work: few items, a trend, or a huge spread.
+  [[nodiscard]] bool unreliable() const;
 };
 
 /// What one call cost: every thread it ran and every child process it waited for.
@@ -72,6 +84,11 @@ class call_meter {
 int process_threads();
 
 namespace detail {
+
+/// Returns up to `most` positions among `items` items, one in the middle of each of equal strata,
+/// in an order whose every prefix is spread evenly over the items (bit-reversed strata); none when
+/// `items` is too small to be worth spreading (under 4 strata of 2 items).
+std::vector<std::size_t> spread_positions(std::size_t items, std::size_t most);
 
 /// Turns measured calls into sample_stats, so sampling in this process and in a child share one summary.
 class sample_accumulator {

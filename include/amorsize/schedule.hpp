@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace amorsize {
@@ -32,6 +33,19 @@ struct chunk_schedule {
 
   /// Returns how many chunks `items` items make under this schedule.
   [[nodiscard]] std::size_t chunk_count(std::size_t items, int workers) const;
+};
+
+/// A change the dispatcher made to the chunk schedule during a run, when measured chunk times
+/// contradicted the plan, and why.
+struct replan {
+  double at_seconds = 0.0;                        ///< Seconds since the run's first chunk was sent.
+  std::size_t items_done = 0;                     ///< Items whose chunks had finished by then.
+  schedule_kind old_kind = schedule_kind::fixed;  ///< The policy before.
+  schedule_kind new_kind = schedule_kind::fixed;  ///< The policy after.
+  std::size_t old_chunksize = 0;                  ///< The (largest) chunk size before.
+  std::size_t new_chunksize = 0;                  ///< The (largest) chunk size after.
+  double eta_seconds = 0.0;                       ///< Seconds of run left, as predicted at the change.
+  std::string reason;                             ///< Why, with the measurements.
 };
 
 }  // namespace amorsize

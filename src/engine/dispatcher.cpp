@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <utility>
 
@@ -140,6 +141,7 @@ bool dispatcher::dispatch_one(int worker) {
   const std::size_t count = made.count;
   if (count == 0) return false;
   chunk c{next_id_++, next_index_, count, std::move(made.payload)};
+  ++fresh_chunks_;
   next_index_ += count;
   outstanding_ += count;
   stats_.peak_outstanding = std::max(stats_.peak_outstanding, outstanding_);
@@ -162,6 +164,7 @@ made_chunk dispatcher::take(std::size_t max_items) {
 
 void dispatcher::send(int worker, chunk c, bool single) {
   ++stats_.chunks;
+  if (started_at_ == 0.0) started_at_ = monotonic_seconds();
   if (c.count > 0) {
     input_bytes_per_item_ = static_cast<double>(c.payload.size()) / static_cast<double>(c.count);
     bound_chunk_size();
@@ -212,7 +215,18 @@ std::size_t dispatcher::next_chunk_size() const {
     remaining = end > next_index_ ? end - next_index_ : 0;
   }
   if (remaining && *remaining == 0) return 0;
-  return options_.schedule.next_chunk(remaining, std::max(1, alive_workers()));
+  const int alive = std::max(1, alive_workers());
+  const std::size_t size = options_.schedule.next_chunk(remaining, alive);
+  if (!remaining || options_.schedule.kind != schedule_kind::fixed || !options_.schedule.adaptive) return size;
+  // Whole rounds: in the last two rounds, the items left make equal chunks, as many as bring the
+  // chunks of the run to a multiple of the workers, so the last round is balanced and no short
+  // chunk runs alone at the end.
+  const auto workers = static_cast<std::size_t>(alive);
+  const std::size_t largest = std::max<std::size_t>(1, options_.schedule.chunksize);
+  if (*remaining > 2 * workers * largest) return size;
+  const std::size_t needed = (*remaining + largest - 1) / largest;
+  const std::size_t chunks = needed + (workers - (fresh_chunks_ + needed) % workers) % workers;
+  return (*remaining + chunks - 1) / chunks;
 }
 
 void dispatcher::handle(event e) {
@@ -265,8 +279,67 @@ void dispatcher::handle(event e) {
   if (lost.worker >= 0 && static_cast<std::size_t>(lost.worker) < held_.size()) held_[static_cast<std::size_t>(lost.worker)] = 0;
 }
 
+void dispatcher::follow_chunk_times(const chunk_result& r, std::size_t count) {
+  if (count == 0 || !(r.compute_seconds > 0.0)) return;
+  const double per_item = r.compute_seconds / static_cast<double>(count);
+  items_timed_ += count;
+  ++chunks_timed_;
+  const double delta = per_item - chunk_mean_;
+  chunk_mean_ += delta / static_cast<double>(chunks_timed_);
+  chunk_squares_ += delta * (per_item - chunk_mean_);
+  // The chunk's items, weighted by their count, at the chunk's middle position.
+  const auto it = flight_.find(r.id);
+  const double middle = it == flight_.end() ? 0.0
+                                            : static_cast<double>(it->second.sent.first_index) + 0.5 * static_cast<double>(count);
+  const double weight = static_cast<double>(count);
+  fit_n_ += weight;
+  fit_x_ += weight * middle;
+  fit_y_ += weight * per_item;
+  fit_xx_ += weight * middle * middle;
+  fit_xy_ += weight * middle * per_item;
+  if (!options_.total_items) return;
+  // Live prediction: the items not finished yet at the item time fitted along the source so far
+  // (a trend shows there), over the workers.
+  const double now = monotonic_seconds();
+  const std::size_t end = options_.first_index + *options_.total_items;
+  const std::size_t done_or_flying = next_index_ > options_.first_index ? next_index_ - options_.first_index : 0;
+  const double not_taken = static_cast<double>(end > next_index_ ? end - next_index_ : 0);
+  const double taken_not_done = static_cast<double>(done_or_flying > items_timed_ ? done_or_flying - items_timed_ : 0);
+  double mean_item = stats_.compute_seconds / static_cast<double>(std::max<std::size_t>(1, items_timed_));
+  const double spread = fit_xx_ * fit_n_ - fit_x_ * fit_x_;
+  if (chunks_timed_ >= 3 && spread > 0.0) {
+    const double slope = (fit_xy_ * fit_n_ - fit_x_ * fit_y_) / spread;
+    const double intercept = (fit_y_ - slope * fit_x_) / fit_n_;
+    // The items left lie between the oldest unfinished ones and the end: their mean sits about midway.
+    const double first_left = static_cast<double>(next_index_) - taken_not_done;
+    const double middle_left = 0.5 * (first_left + static_cast<double>(end));
+    mean_item = std::max(0.0, intercept + slope * middle_left);
+  }
+  const double workers = static_cast<double>(std::max(1, alive_workers()));
+  stats_.eta_seconds = (not_taken + taken_not_done) * mean_item / workers;
+  stats_.predicted_seconds = (now - started_at_) + stats_.eta_seconds;
+  const double total_work = stats_.compute_seconds + (not_taken + taken_not_done) * mean_item;
+  stats_.predicted_speedup = stats_.predicted_seconds > 0.0 ? total_work / stats_.predicted_seconds : 0.0;
+}
+
+void dispatcher::record_replan(schedule_kind old_kind, std::size_t old_size, std::string reason) {
+  replan change;
+  change.at_seconds = started_at_ > 0.0 ? monotonic_seconds() - started_at_ : 0.0;
+  change.items_done = items_timed_;
+  change.old_kind = old_kind;
+  change.new_kind = options_.schedule.kind;
+  change.old_chunksize = old_size;
+  change.new_chunksize = options_.schedule.chunksize;
+  change.eta_seconds = stats_.eta_seconds;
+  change.reason = std::move(reason);
+  stats_.replans.push_back(std::move(change));
+}
+
 void dispatcher::adapt(const chunk_result& r, std::size_t count) {
+  follow_chunk_times(r, count);
   if (!options_.schedule.adaptive) return;
+  const schedule_kind old_kind = options_.schedule.kind;
+  const std::size_t old_size = options_.schedule.chunksize;
   if (count > 0 && r.compute_seconds > 0.0) {
     const double per_item = r.compute_seconds / static_cast<double>(count);
     per_item_seconds_ = per_item_seconds_ == 0.0 ? per_item : 0.7 * per_item_seconds_ + 0.3 * per_item;
@@ -289,6 +362,30 @@ void dispatcher::adapt(const chunk_result& r, std::size_t count) {
         size = std::min(size, std::max(1.0, std::floor(per_worker_window)));
       }
       options_.schedule.chunksize = static_cast<std::size_t>(size);
+      if (options_.schedule.chunksize != old_size) {
+        char why[160];
+        std::snprintf(why, sizeof why, "items take %.3g ms: chunks of %zu would take %.3g s (target %.3g s)",
+                      1e3 * per_item_seconds_, old_size, static_cast<double>(old_size) * per_item_seconds_,
+                      options_.schedule.target_seconds);
+        record_replan(old_kind, old_size, why);
+      }
+    }
+  }
+  // Chunk times that vary (a spread or a trend the sample missed) unbalance equal chunks at the end:
+  // guided chunks shrink as the work runs out, so the last round stays balanced.
+  const std::size_t workers = held_.size();
+  constexpr double varying_cv = 0.3;
+  if (options_.schedule.kind == schedule_kind::fixed && options_.total_items && chunks_timed_ >= 2 * workers &&
+      chunks_timed_ >= 4 && chunk_mean_ > 0.0) {
+    const double cv = std::sqrt(chunk_squares_ / static_cast<double>(chunks_timed_ - 1)) / chunk_mean_;
+    if (cv > varying_cv) {
+      const std::size_t before = options_.schedule.chunksize;
+      options_.schedule.kind = schedule_kind::guided;
+      options_.schedule.min_chunksize = std::max<std::size_t>(1, options_.schedule.chunksize / 4);
+      char why[160];
+      std::snprintf(why, sizeof why, "chunk times vary (CV %.2f over %zu chunks): guided chunks from now on, down to %zu items",
+                    cv, chunks_timed_, options_.schedule.min_chunksize);
+      record_replan(schedule_kind::fixed, before, why);
     }
   }
   // Measured or not, a chunk's message stays within a few MiB: a cheap function's ideal chunk

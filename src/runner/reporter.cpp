@@ -494,9 +494,26 @@ void run_reporter::add_stats(const run_stats& stats) {
   sum.compute_seconds += stats.compute_seconds;
   sum.root_cpu_seconds += stats.root_cpu_seconds;
   sum.wall_seconds += stats.wall_seconds;
+  sum.replans.insert(sum.replans.end(), stats.replans.begin(), stats.replans.end());
 }
 
 const finished_items& run_reporter::finished() const { return impl_->kept.finished; }
+
+namespace {
+
+/// The dispatcher's changes to the chunk schedule, for the report.
+nlohmann::ordered_json replans_json(const std::vector<replan>& replans) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const replan& r : replans) {
+    out.push_back({{"at_seconds", r.at_seconds}, {"items_done", r.items_done},
+                   {"old", std::string(to_string(r.old_kind)) + " " + std::to_string(r.old_chunksize)},
+                   {"new", std::string(to_string(r.new_kind)) + " " + std::to_string(r.new_chunksize)},
+                   {"eta_seconds", r.eta_seconds}, {"reason", r.reason}});
+  }
+  return out;
+}
+
+}  // namespace
 
 int run_reporter::finish(const plan& p) {
   impl& m = *impl_;
@@ -550,6 +567,7 @@ int run_reporter::finish(const plan& p) {
         {"root_cpu_seconds", thread_cpu_seconds() - m.root_cpu_start},
         {"dispatch_cpu_seconds", stats.root_cpu_seconds},
         {"peak_outstanding_items", stats.peak_outstanding},
+        {"replans", replans_json(stats.replans)},
         {"peak_root_memory_bytes", peak_memory_bytes()},
         {"first_failure", m.first_failure},
         {"kept_items", m.kept.kept},

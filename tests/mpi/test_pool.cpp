@@ -80,6 +80,7 @@ TEST_CASE("a serial plan under MPI runs on the root only", "[mpi][pool]") {
   options.min_speedup = 1e9;
   options.use_spawn_benchmark = false;
   options.use_chunking_benchmark = false;
+  options.spread_sample = 0;  // calls are counted: spread-sampled items would run twice
   auto result = optimize(fn, data, options);
   pool p(result);
   std::vector<item_result<int>> records;

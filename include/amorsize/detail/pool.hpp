@@ -361,6 +361,8 @@ class engine_stream final : public stream_base<T, R> {
       this->stats_.peak_outstanding = s.peak_outstanding;
       this->stats_.compute_seconds = s.compute_seconds;
       this->stats_.root_cpu_seconds = s.root_cpu_seconds;
+      this->stats_.replans = s.replans;
+      this->stats_.predicted_seconds = s.predicted_seconds;
     }
     return pending_->take(next_index_++);
   }

@@ -139,13 +139,62 @@ void finish_sample(sample_outcome<T, R>& out, sample_accumulator& sampled, doubl
   measure_serialization(out, result_seconds / timed, kept_bytes / timed);
 }
 
+/// Items of the spread sample, at most.
+inline constexpr std::size_t spread_sample_most = 32;
+/// Items of the spread sample at least when they all look alike (one per quarter of the source);
+/// twice as many when they differ, whatever the budget says.
+inline constexpr std::size_t spread_sample_least = 4;
+/// Share of the estimated work the spread sample may take beyond its least items: its items run again in the run.
+inline constexpr double spread_budget_share = 0.01;
+
+/// Measures items spread over the rest of a random-access source (after the `head` first items taken
+/// already) with `measure(item)`, which returns the call's wall time or nullopt when the call threw
+/// (or the sampler can take no more); fills the spread fields of `stats` and re-estimates it. The
+/// items stay in the source: the run computes them again. Does nothing for a source without random access.
+template <class T, class Measure>
+void sample_spread(source<T>& src, std::size_t head, std::size_t most, sample_stats& stats, Measure&& measure) {
+  if (!src.has_random_access() || stats.count == 0 || most == 0) return;
+  const std::size_t rest = *src.size() - src.replayed();
+  stats.source_items = head + rest;
+  const std::vector<std::size_t> positions = spread_positions(rest, most);
+  const double head_mean = stats.mean_seconds;
+  for (const std::size_t ahead : positions) {
+    std::optional<T> item;
+    try {
+      item = src.peek(src.replayed() + ahead);
+    } catch (...) {
+      break;  // the run reads it again and reports what the source throws
+    }
+    if (!item) break;
+    const std::optional<double> seconds = measure(*item);
+    if (!seconds) continue;  // the run reports the item's error
+    stats.spread_positions.push_back(head + ahead);
+    stats.spread_seconds.push_back(*seconds);
+    stats.spread_total_seconds += *seconds;
+    const std::size_t done = stats.spread_seconds.size();
+    if (done < 2) continue;
+    const double spread_mean = stats.spread_total_seconds / static_cast<double>(done);
+    double squares = 0.0;
+    for (double t : stats.spread_seconds) squares += (t - spread_mean) * (t - spread_mean);
+    const double spread_cv = spread_mean > 0.0 ? std::sqrt(squares / static_cast<double>(done - 1)) / spread_mean : 0.0;
+    // Items alike everywhere: the least sample says it all.
+    const bool alike = spread_cv < 0.1 && std::abs(spread_mean - head_mean) < 0.1 * spread_mean;
+    const double work = static_cast<double>(stats.source_items) * spread_mean;
+    const bool over_budget = stats.spread_total_seconds > spread_budget_share * work;
+    if ((alike && done >= spread_sample_least) || (over_budget && done >= (alike ? 2 : 2 * spread_sample_least))) break;
+  }
+  stats.add_spread();
+}
+
 /// Runs `setup` once, then `fn` on the first `count` items of `src` one by one in this process and
-/// measures each call.
+/// measures each call; then, on a random-access source, on up to `spread_most` items spread over the
+/// rest (see sample_spread), whose results are dropped.
 ///
 /// Throws empty_source_error when the source has no item, sample_error when every call threw,
 /// source_error when the source threw and setup_error when `setup` threw.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
-sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const std::function<void()>& setup = {}) {
+sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const std::function<void()>& setup = {},
+                                std::size_t spread_most = spread_sample_most) {
   run_setup_here(setup);
   sample_outcome<T, R> out;
   sample_accumulator sampled;
@@ -181,6 +230,17 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const
     }
   }
   finish_sample(out, sampled, result_seconds, kept_bytes);
+  sample_spread(src, out.items.size(), spread_most, out.stats, [&](const T& item) -> std::optional<double> {
+    bool threw = false;
+    const call_cost cost = meter.measure([&] {
+      try {
+        [[maybe_unused]] const auto discarded = std::invoke(fn, item);
+      } catch (...) {
+        threw = true;
+      }
+    });
+    return threw ? std::nullopt : std::optional<double>(cost.wall_seconds);
+  });
   return out;
 }
 
@@ -199,7 +259,8 @@ struct sampled_call {
 /// as failed and is replaced. Throws like run_sample.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
 sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count,
-                                         const std::function<void()>& setup = {}) {
+                                         const std::function<void()>& setup = {},
+                                         std::size_t spread_most = spread_sample_most) {
   // The sampler's side: one item in, its cost and its result (or error) out.
   // The meter (and its watching thread) is made in the sampler, on its first item, never in the root.
   auto meter = std::make_shared<std::optional<call_meter>>();
@@ -266,8 +327,22 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
       break;
     }
   }
-  sampler->stop();
   finish_sample(out, sampled, result_seconds, kept_bytes);
+  std::size_t spread_id = count;
+  sample_spread(src, out.items.size(), spread_most, out.stats, [&](const T& item) -> std::optional<double> {
+    if (!sampler->alive(0)) return std::nullopt;
+    const std::size_t id = spread_id++;
+    sampler->send(0, engine::chunk{id, id, 1, to_bytes(item)});
+    std::optional<engine::event> event;
+    while (!(event = sampler->wait(1.0))) {
+    }
+    const auto* done = std::get_if<engine::chunk_result>(&*event);
+    if (done == nullptr) return std::nullopt;
+    sampled_call answer;
+    std::memcpy(&answer, done->payload.data(), sizeof answer);
+    return answer.ok != 0 ? std::optional<double>(answer.cost.wall_seconds) : std::nullopt;
+  });
+  sampler->stop();
   return out;
 }
 

@@ -69,6 +69,10 @@ struct dispatch_stats {
   std::size_t largest_chunk = 0;       ///< Largest chunk sent.
   double compute_seconds = 0.0;        ///< Sum of the workers' compute time.
   double root_cpu_seconds = 0.0;       ///< CPU time the root's thread spent in the dispatcher.
+  std::vector<replan> replans;         ///< Changes made to the chunk schedule during the run, in order.
+  double eta_seconds = 0.0;            ///< Live prediction: seconds of run left, from the chunk times so far (0: none yet or unknown).
+  double predicted_seconds = 0.0;      ///< Live prediction: seconds from the first chunk to the last result (0: none yet or unknown).
+  double predicted_speedup = 0.0;      ///< Live prediction: item time of the whole run / predicted_seconds (0: none yet or unknown).
 };
 
 /// Feeds a backend from a source and hands finished chunks to the consumer, one at a time.
@@ -115,6 +119,8 @@ class dispatcher {
   void send(int worker, chunk c, bool single);
   void handle(event e);
   void adapt(const chunk_result& r, std::size_t count);
+  void follow_chunk_times(const chunk_result& r, std::size_t count);
+  void record_replan(schedule_kind old_kind, std::size_t old_size, std::string reason);
   void bound_chunk_size();
   [[nodiscard]] std::size_t byte_bounded_chunk() const;
   std::size_t next_chunk_size() const;
@@ -137,6 +143,17 @@ class dispatcher {
   std::size_t outstanding_ = 0;                    // items taken from the source, not yet handed over
   std::uint64_t next_id_ = 0;
   double per_item_seconds_ = 0.0;                  // measured compute time per item (moving average)
+  double started_at_ = 0.0;                        // monotonic_seconds() when the first chunk was sent
+  std::size_t fresh_chunks_ = 0;                   // chunks taken from the source (retries not counted)
+  std::size_t items_timed_ = 0;                    // items of the chunks that finished
+  std::size_t chunks_timed_ = 0;                   // chunks that finished with a compute time
+  double chunk_mean_ = 0.0;                        // mean of the chunks' per-item times (Welford)
+  double chunk_squares_ = 0.0;                     // sum of squared deviations of the chunks' per-item times
+  double fit_n_ = 0.0;                             // least squares of per-item time on source position, weighted by items:
+  double fit_x_ = 0.0;                             //   sums of weight, weight x position, weight x time,
+  double fit_y_ = 0.0;                             //   weight x position^2 and weight x position x time
+  double fit_xx_ = 0.0;
+  double fit_xy_ = 0.0;
   double input_bytes_per_item_ = 0.0;              // serialized size of an item in the last chunk sent
   double result_bytes_per_item_ = 0.0;             // serialized size of a record in the last chunk finished
   bool window_follows_chunks_ = false;             // no window was asked for: it grows with the chunks

@@ -1,0 +1,228 @@
+// Spread sampling: random access in sources, samples spread over the whole source, and what the
+// cost model makes of a trend.
+#include <amorsize/cost_model.hpp>
+#include <amorsize/detail/sample.hpp>
+#include <amorsize/optimize.hpp>
+#include <amorsize/source.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <vector>
+
+using namespace amorsize;
+
+namespace {
+
+std::vector<int> iota_items(int count) {
+  std::vector<int> items(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) items[static_cast<std::size_t>(i)] = i;
+  return items;
+}
+
+/// Spins for `seconds`.
+void spin_for(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+}  // namespace
+
+TEST_CASE("sized random-access ranges give sources that peek ahead without consuming", "[source][spread]") {
+  const std::vector<int> items = iota_items(10);
+  auto src = make_source(items);
+  REQUIRE(src.has_random_access());
+  CHECK(src.peek(0) == std::optional<int>(0));
+  CHECK(src.peek(9) == std::optional<int>(9));
+  CHECK_FALSE(src.peek(10).has_value());
+  CHECK(src.next() == std::optional<int>(0));
+  CHECK(src.next() == std::optional<int>(1));
+  CHECK(src.peek(0) == std::optional<int>(2));
+  CHECK(src.peek(7) == std::optional<int>(9));
+  CHECK_FALSE(src.peek(8).has_value());
+  src.replay({0, 1});
+  CHECK(src.peek(0) == std::optional<int>(0));
+  CHECK(src.peek(2) == std::optional<int>(2));
+  CHECK(src.peek(9) == std::optional<int>(9));
+  std::vector<int> all;
+  while (auto item = src.next()) all.push_back(*item);
+  CHECK(all == items);
+
+  SECTION("moved-in containers and iterator ranges too") {
+    auto owned = make_source(iota_items(5));
+    CHECK(owned.has_random_access());
+    CHECK(owned.peek(4) == std::optional<int>(4));
+    auto range = make_source(items.begin() + 2, items.end());
+    CHECK(range.has_random_access());
+    CHECK(range.peek(0) == std::optional<int>(2));
+  }
+  SECTION("generators only when given a reader") {
+    auto plain = make_source([n = 0]() mutable -> std::optional<int> { return n < 5 ? std::optional<int>(n++) : std::nullopt; }, 5);
+    CHECK_FALSE(plain.has_random_access());
+    CHECK_FALSE(plain.peek(1).has_value());
+    auto indexed = make_source([n = 0]() mutable -> std::optional<int> { return n < 5 ? std::optional<int>(n++) : std::nullopt; },
+                               std::size_t{5}, [](std::size_t i) { return static_cast<int>(i); });
+    CHECK(indexed.has_random_access());
+    CHECK(indexed.next() == std::optional<int>(0));
+    CHECK(indexed.peek(3) == std::optional<int>(4));
+  }
+}
+
+TEST_CASE("spread positions cover equal strata, and every prefix is spread evenly", "[sample][spread]") {
+  const std::vector<std::size_t> p = detail::spread_positions(1000, 32);
+  REQUIRE(p.size() == 32);
+  std::set<std::size_t> unique(p.begin(), p.end());
+  CHECK(unique.size() == 32);
+  std::vector<std::size_t> sorted(p.begin(), p.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t j = 0; j < sorted.size(); ++j) CHECK(sorted[j] == static_cast<std::size_t>((j + 0.5) * 1000.0 / 32.0));
+  // The first 4 are one in each quarter.
+  std::set<std::size_t> quarters;
+  for (std::size_t k = 0; k < 4; ++k) quarters.insert(p[k] / 250);
+  CHECK(quarters.size() == 4);
+  CHECK(detail::spread_positions(7, 32).empty());
+  CHECK(detail::spread_positions(16, 32).size() == 8);
+}
+
+TEST_CASE("sampling a random-access source measures items spread over it and sees the trend", "[sample][spread]") {
+  // Item i costs 4 us x i: the first items are nearly free, the mean is about 0.8 ms.
+  const int count = 400;
+  std::mutex mutex;
+  std::map<int, int> calls;
+  auto rising = [&](const int& i) {
+    spin_for(4e-6 * i);
+    const std::lock_guard lock(mutex);
+    ++calls[i];
+    return i * 2;
+  };
+  auto src = make_source(iota_items(count));
+  auto sampled = detail::run_sample(rising, src, 5);
+  const sample_stats& s = sampled.stats;
+  CHECK(s.count == 5);
+  REQUIRE(s.spread_positions.size() >= 2 * detail::spread_sample_least);
+  for (std::size_t pos : s.spread_positions) CHECK(pos >= 5);
+  CHECK(*std::max_element(s.spread_positions.begin(), s.spread_positions.end()) > 300);
+  CHECK(s.source_items == 400);
+  CHECK(s.trend > 1.0);
+  // About 0.8 ms (more on a loaded machine), where the first five items alone say about 10 us.
+  CHECK(s.mean_seconds > 0.5e-3);
+  CHECK(s.mean_seconds < 4e-3);
+  CHECK(s.mean_seconds > 20.0 * s.total_seconds / 5.0);
+  CHECK(s.unreliable());
+  // The first items are kept with their results; the spread items stay in the source.
+  REQUIRE(sampled.items.size() == 5);
+  REQUIRE(sampled.results.size() == 5);
+  CHECK(sampled.results[4] == std::optional<int>(8));
+  src.replay(std::move(sampled.items));
+  std::vector<int> all;
+  while (auto item = src.next()) all.push_back(*item);
+  CHECK(all == iota_items(count));
+}
+
+TEST_CASE("optimize over a container reuses the first results and yields every item once, in order", "[sample][spread]") {
+  std::atomic<int> calls{0};
+  auto rising = [&calls](const int& i) {
+    spin_for(2e-6 * i);
+    ++calls;
+    return i + 1;
+  };
+  const std::vector<int> items = iota_items(300);
+  auto result = optimize(rising, items);
+  REQUIRE(result.sampled_results.size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK(result.sampled_results[static_cast<std::size_t>(i)] == std::optional<int>(i + 1));
+  CHECK(result.profile.sample_size == 5);
+  std::vector<int> all;
+  while (auto item = result.data.next()) all.push_back(*item);
+  CHECK(all == items);
+  CHECK(result.reason.find("spread over the 300") != std::string::npos);
+}
+
+namespace {
+
+model_inputs two_core_inputs(std::size_t items) {
+  model_inputs in;
+  in.work.cpu_per_wall = 1.0;
+  in.work.input_bytes = 8;
+  in.work.result_bytes = 8;
+  in.work.serialize_seconds = 1e-6;
+  node_facts node;
+  node.physical_cores = 2;
+  node.logical_cores = 2;
+  node.usable_cores = 2;
+  node.available_memory = std::uint64_t{16} << 30U;
+  in.cluster.nodes = {node};
+  in.cluster.ranks_per_node = {1};
+  in.cluster.node_of_rank = {0};
+  in.local.measured = true;
+  in.local.process_spawn_fixed = 0.3e-3;
+  in.local.process_spawn_per_worker = 0.4e-3;
+  in.local.thread_spawn_per_worker = 60e-6;
+  in.local.chunk_round_trip = 15e-6;
+  in.local.pipe_bandwidth = 2e9;
+  in.request.total_items = items;
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("the cost model plans a rising trend from the spread sample, in parallel and guided", "[cost_model][spread]") {
+  // 4000 items rising from 0 to 2 ms: the first 5 take microseconds, the spread sample shows the rest.
+  model_inputs in = two_core_inputs(4000);
+  for (int i = 0; i < 5; ++i) in.work.item_seconds.push_back(2e-3 * i / 3999.0);
+  in.work.summarise();
+  for (std::size_t j = 0; j < 16; ++j) {
+    const std::size_t pos = 5 + static_cast<std::size_t>((j + 0.5) * 3995.0 / 16.0);
+    in.work.spread_positions.push_back(pos);
+    in.work.spread_seconds.push_back(2e-3 * static_cast<double>(pos) / 3999.0);
+  }
+  in.work.spread_total_seconds = 16e-3;
+  in.work.source_items = 4000;
+  in.work.add_spread();
+  CHECK(in.work.mean_seconds == Approx(1e-3).epsilon(0.05));
+  CHECK(in.work.trend == Approx(2.0).epsilon(0.1));
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 2);
+  CHECK(p.schedule.kind == schedule_kind::guided);
+  CHECK(p.profile.serial_seconds == Approx(4.0).epsilon(0.05));
+  CHECK(p.estimated_speedup > 1.6);
+  CHECK(p.estimated_speedup < 2.0);
+}
+
+TEST_CASE("an unreliable sample never plans one worker for seconds of work", "[cost_model][spread]") {
+  // Five nearly free items, a steep trend fitted, and 2 s of work estimated: the overheads look large
+  // next to the sampled items, but a serial plan would lose far more if the sample is wrong.
+  model_inputs in = two_core_inputs(4000);
+  in.work.item_seconds = {1e-6, 1e-6, 1e-6, 1e-6, 1e-6};
+  in.work.summarise();
+  in.work.mean_seconds = 0.5e-3;
+  in.work.trend = 2.0;
+  in.request.min_speedup = 5.0;  // pretend parallelism looks barely worth it
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 2);
+  CHECK(p.has_warning(warning_kind::unreliable_sample));
+}
+
+TEST_CASE("planned fixed chunks make whole rounds of the workers", "[cost_model][spread]") {
+  for (const std::size_t items : {20000U, 24000U, 5005U, 2001U}) {
+    model_inputs in = two_core_inputs(items);
+    in.work.item_seconds = std::vector<double>(5, 0.2e-3);
+    in.work.summarise();
+    const plan p = make_plan(in);
+    INFO("items " << items << ", chunk " << p.chunksize << ", reason " << p.reason);
+    REQUIRE_FALSE(p.serial);
+    REQUIRE(p.schedule.kind == schedule_kind::fixed);
+    const std::size_t rest = items - 5;
+    const std::size_t chunks = (rest + p.chunksize - 1) / p.chunksize;
+    CHECK(chunks % 2 == 0);
+  }
+}

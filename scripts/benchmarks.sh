@@ -114,7 +114,7 @@ all_systems() {
 section_tiny() {
   local native_n amorsize_n python_n mpi4py_n rep system
   native_n=$(scaled 20000000 1000)
-  amorsize_n=$(scaled 2000000 1000)
+  amorsize_n=$(scaled 20000000 1000)
   python_n=$(scaled 50000 200)
   mpi4py_n=$(scaled 3000 100)  # mpi4py.futures polls with a 1 ms back-off: chunk 1 costs about 1 ms per item here
   for ((rep = 1; rep <= reps; rep++)); do
@@ -146,8 +146,8 @@ section_efficiency() {
 # measured speedup, and the peers on the same durations.
 section_quality() {
   local items rep name system
-  local chunks=1,2,4,8,16,32,64
-  items=$(scaled 400 40)
+  local chunks=1,2,4,8,16,32,64,128
+  items=$(scaled 1000 40)  # 2 s of work: long enough that planning and start-up are small against it
   $smoke && chunks=1,8
   local -a names=(uniform heavy-tail increasing decreasing bimodal)
   local -a options=("--dist uniform --cv 0.5" "--dist lognormal --cv 2" "--dist increasing --cv 0.5"

@@ -365,3 +365,58 @@ TEST_CASE("locally, large results or costly process start-up choose threads, oth
     CHECK(make_plan(in).backend == backend_kind::mpi);
   }
 }
+
+TEST_CASE("the cost model plans a rising trend from the spread sample, in parallel and guided", "[cost_model][spread]") {
+  // 4000 items rising from 0 to 2 ms: the first 5 take microseconds, the spread sample shows the rest.
+  model_inputs in = local_inputs(0.0, 4000, 2);
+  in.work.item_seconds.clear();
+  for (int i = 0; i < 5; ++i) in.work.item_seconds.push_back(2e-3 * i / 3999.0);
+  in.work.summarise();
+  for (std::size_t j = 0; j < 16; ++j) {
+    const std::size_t pos = 5 + static_cast<std::size_t>((j + 0.5) * 3995.0 / 16.0);
+    in.work.spread_positions.push_back(pos);
+    in.work.spread_seconds.push_back(2e-3 * static_cast<double>(pos) / 3999.0);
+  }
+  in.work.spread_total_seconds = 16e-3;
+  in.work.source_items = 4000;
+  in.work.add_spread();
+  CHECK(in.work.mean_seconds == Approx(1e-3).epsilon(0.05));
+  CHECK(in.work.trend == Approx(2.0).epsilon(0.1));
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 2);
+  CHECK(p.schedule.kind == schedule_kind::guided);
+  CHECK(p.profile.serial_seconds == Approx(4.0).epsilon(0.05));
+  CHECK(p.estimated_speedup > 1.6);
+  CHECK(p.estimated_speedup < 2.0);
+}
+
+TEST_CASE("an unreliable sample never plans one worker for seconds of work", "[cost_model][spread]") {
+  // Five nearly free items, a steep trend fitted, and 2 s of work estimated: the overheads look large
+  // next to the sampled items, but a serial plan would lose far more if the sample is wrong.
+  model_inputs in = local_inputs(0.0, 4000, 2);
+  in.work.item_seconds = {1e-6, 1e-6, 1e-6, 1e-6, 1e-6};
+  in.work.summarise();
+  in.work.mean_seconds = 0.5e-3;
+  in.work.trend = 2.0;
+  in.request.min_speedup = 5.0;  // pretend parallelism looks barely worth it
+  const plan p = make_plan(in);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 2);
+  CHECK(p.has_warning(warning_kind::unreliable_sample));
+}
+
+TEST_CASE("planned fixed chunks make whole rounds of the workers", "[cost_model][spread]") {
+  for (const std::size_t items : {20000U, 24000U, 5005U, 2001U}) {
+    model_inputs in = local_inputs(0.0, items, 2);
+    in.work.item_seconds = std::vector<double>(5, 0.2e-3);
+    in.work.summarise();
+    const plan p = make_plan(in);
+    INFO("items " << items << ", chunk " << p.chunksize << ", reason " << p.reason);
+    REQUIRE_FALSE(p.serial);
+    REQUIRE(p.schedule.kind == schedule_kind::fixed);
+    const std::size_t rest = items - 5;
+    const std::size_t chunks = (rest + p.chunksize - 1) / p.chunksize;
+    CHECK(chunks % 2 == 0);
+  }
+}

@@ -38,11 +38,8 @@ void sample_stats::summarise() {
   const auto [lo, hi] = std::minmax_element(item_seconds.begin(), item_seconds.end());
   min_seconds = *lo;
   max_seconds = *hi;
-  double squares = 0.0;
-  for (double s : item_seconds) squares += (s - mean_seconds) * (s - mean_seconds);
   // Sample standard deviation: a handful of items underestimates the spread with n in the denominator.
-  const double stddev = n > 1.0 ? std::sqrt(squares / (n - 1.0)) : 0.0;
-  cv = mean_seconds > 0.0 ? stddev / mean_seconds : 0.0;
+  cv = mean_seconds > 0.0 ? detail::sample_stddev(item_seconds, mean_seconds) / mean_seconds : 0.0;
 }
 
 void sample_stats::add_spread() {
@@ -66,34 +63,13 @@ void sample_stats::add_spread() {
     max_seconds = std::max(max_seconds, y);
   }
   // The spread of item times over the whole source: the spread sample is stratified, the first items are not.
-  const std::vector<double>& spread = spread_seconds.size() >= 4 ? spread_seconds : item_seconds;
-  double squares = 0.0;
-  for (double y : spread) squares += (y - spread_mean) * (y - spread_mean);
-  const double n = static_cast<double>(spread.size());
-  const double base = spread.size() >= 4 ? spread_mean : head_mean;
-  if (spread.size() < 4) {
-    squares = 0.0;
-    for (double y : spread) squares += (y - base) * (y - base);
-  }
-  cv = n > 1.0 && mean_seconds > 0.0 ? std::sqrt(squares / (n - 1.0)) / mean_seconds : 0.0;
+  const bool stratified = spread_seconds.size() >= 4;
+  const double deviation = stratified ? detail::sample_stddev(spread_seconds, spread_mean) : detail::sample_stddev(item_seconds, head_mean);
+  cv = mean_seconds > 0.0 ? deviation / mean_seconds : 0.0;
   // Least squares of time on position (0 at the first item, 1 at the last).
-  double sx = 0.0;
-  double sy = 0.0;
-  for (const auto& [x, y] : points) {
-    sx += x / std::max(1.0, items - 1.0);
-    sy += y;
-  }
-  const double m = static_cast<double>(points.size());
-  const double mx = sx / m;
-  const double my = sy / m;
-  double sxy = 0.0;
-  double sxx = 0.0;
-  for (const auto& [x, y] : points) {
-    const double u = x / std::max(1.0, items - 1.0) - mx;
-    sxy += u * (y - my);
-    sxx += u * u;
-  }
-  trend = sxx > 0.0 && mean_seconds > 0.0 ? (sxy / sxx) / mean_seconds : 0.0;
+  detail::line_fit fit;
+  for (const auto& [x, y] : points) fit.add(x / std::max(1.0, items - 1.0), y);
+  trend = fit.defined() && mean_seconds > 0.0 ? fit.slope() / mean_seconds : 0.0;
 }
 
 bool sample_stats::unreliable() const {
@@ -104,6 +80,13 @@ bool sample_stats::unreliable() const {
 }
 
 namespace detail {
+
+double sample_stddev(const std::vector<double>& values, double center) {
+  if (values.size() < 2) return 0.0;
+  double squares = 0.0;
+  for (const double v : values) squares += (v - center) * (v - center);
+  return std::sqrt(squares / static_cast<double>(values.size() - 1));
+}
 
 std::vector<std::size_t> spread_positions(std::size_t items, std::size_t most) {
   std::size_t strata = 1;

@@ -85,6 +85,35 @@ int process_threads();
 
 namespace detail {
 
+/// Returns the sample standard deviation (n - 1 in the denominator) of `values` around `center`; 0 for fewer than two values.
+double sample_stddev(const std::vector<double>& values, double center);
+
+/// A weighted least-squares line y = intercept + slope x, fitted from running sums as points come.
+class line_fit {
+ public:
+  /// Adds the point (x, y) with `weight`.
+  void add(double x, double y, double weight = 1.0) {
+    n_ += weight;
+    x_ += weight * x;
+    y_ += weight * y;
+    xx_ += weight * x * x;
+    xy_ += weight * x * y;
+  }
+  /// Returns true when the points span more than one x, so the line is defined.
+  [[nodiscard]] bool defined() const { return xx_ * n_ - x_ * x_ > 0.0; }
+  /// Returns the slope (the line must be defined).
+  [[nodiscard]] double slope() const { return (xy_ * n_ - x_ * y_) / (xx_ * n_ - x_ * x_); }
+  /// Returns the value at x = 0 (the line must be defined).
+  [[nodiscard]] double intercept() const { return (y_ - slope() * x_) / n_; }
+
+ private:
+  double n_ = 0.0;   // sum of weights
+  double x_ = 0.0;   // sum of weight x x
+  double y_ = 0.0;   // sum of weight x y
+  double xx_ = 0.0;  // sum of weight x x^2
+  double xy_ = 0.0;  // sum of weight x x x y
+};
+
 /// Returns up to `most` positions among `items` items, one in the middle of each of equal strata,
 /// in an order whose every prefix is spread evenly over the items (bit-reversed strata); none when
 /// `items` is too small to be worth spreading (under 4 strata of 2 items).

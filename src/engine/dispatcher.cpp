@@ -239,7 +239,7 @@ void dispatcher::handle(event e) {
     if (sent.count > 0) {
       result_bytes_per_item_ = static_cast<double>(done->payload.size()) / static_cast<double>(sent.count);
     }
-    adapt(*done, sent.count);
+    adapt(*done, sent);
     ready_.emplace(sent.first_index,
                    finished_chunk{sent.first_index, sent.count, std::move(done->payload), done->compute_seconds,
                                   done->worker, sent.id, it->second.sent_at, monotonic_seconds()});
@@ -279,7 +279,8 @@ void dispatcher::handle(event e) {
   if (lost.worker >= 0 && static_cast<std::size_t>(lost.worker) < held_.size()) held_[static_cast<std::size_t>(lost.worker)] = 0;
 }
 
-void dispatcher::follow_chunk_times(const chunk_result& r, std::size_t count) {
+void dispatcher::follow_chunk_times(const chunk_result& r, const chunk& sent) {
+  const std::size_t count = sent.count;
   if (count == 0 || !(r.compute_seconds > 0.0)) return;
   const double per_item = r.compute_seconds / static_cast<double>(count);
   items_timed_ += count;
@@ -288,15 +289,7 @@ void dispatcher::follow_chunk_times(const chunk_result& r, std::size_t count) {
   chunk_mean_ += delta / static_cast<double>(chunks_timed_);
   chunk_squares_ += delta * (per_item - chunk_mean_);
   // The chunk's items, weighted by their count, at the chunk's middle position.
-  const auto it = flight_.find(r.id);
-  const double middle = it == flight_.end() ? 0.0
-                                            : static_cast<double>(it->second.sent.first_index) + 0.5 * static_cast<double>(count);
-  const double weight = static_cast<double>(count);
-  fit_n_ += weight;
-  fit_x_ += weight * middle;
-  fit_y_ += weight * per_item;
-  fit_xx_ += weight * middle * middle;
-  fit_xy_ += weight * middle * per_item;
+  fit_.add(static_cast<double>(sent.first_index) + 0.5 * static_cast<double>(count), per_item, static_cast<double>(count));
   if (!options_.total_items) return;
   // Live prediction: the items not finished yet at the item time fitted along the source so far
   // (a trend shows there), over the workers.
@@ -306,14 +299,11 @@ void dispatcher::follow_chunk_times(const chunk_result& r, std::size_t count) {
   const double not_taken = static_cast<double>(end > next_index_ ? end - next_index_ : 0);
   const double taken_not_done = static_cast<double>(done_or_flying > items_timed_ ? done_or_flying - items_timed_ : 0);
   double mean_item = stats_.compute_seconds / static_cast<double>(std::max<std::size_t>(1, items_timed_));
-  const double spread = fit_xx_ * fit_n_ - fit_x_ * fit_x_;
-  if (chunks_timed_ >= 3 && spread > 0.0) {
-    const double slope = (fit_xy_ * fit_n_ - fit_x_ * fit_y_) / spread;
-    const double intercept = (fit_y_ - slope * fit_x_) / fit_n_;
+  if (chunks_timed_ >= 3 && fit_.defined()) {
     // The items left lie between the oldest unfinished ones and the end: their mean sits about midway.
     const double first_left = static_cast<double>(next_index_) - taken_not_done;
     const double middle_left = 0.5 * (first_left + static_cast<double>(end));
-    mean_item = std::max(0.0, intercept + slope * middle_left);
+    mean_item = std::max(0.0, fit_.intercept() + fit_.slope() * middle_left);
   }
   const double workers = static_cast<double>(std::max(1, alive_workers()));
   stats_.eta_seconds = (not_taken + taken_not_done) * mean_item / workers;
@@ -335,8 +325,9 @@ void dispatcher::record_replan(schedule_kind old_kind, std::size_t old_size, std
   stats_.replans.push_back(std::move(change));
 }
 
-void dispatcher::adapt(const chunk_result& r, std::size_t count) {
-  follow_chunk_times(r, count);
+void dispatcher::adapt(const chunk_result& r, const chunk& sent) {
+  follow_chunk_times(r, sent);
+  const std::size_t count = sent.count;
   if (!options_.schedule.adaptive) return;
   const schedule_kind old_kind = options_.schedule.kind;
   const std::size_t old_size = options_.schedule.chunksize;

@@ -174,9 +174,7 @@ void sample_spread(source<T>& src, std::size_t head, std::size_t most, sample_st
     const std::size_t done = stats.spread_seconds.size();
     if (done < 2) continue;
     const double spread_mean = stats.spread_total_seconds / static_cast<double>(done);
-    double squares = 0.0;
-    for (double t : stats.spread_seconds) squares += (t - spread_mean) * (t - spread_mean);
-    const double spread_cv = spread_mean > 0.0 ? std::sqrt(squares / static_cast<double>(done - 1)) / spread_mean : 0.0;
+    const double spread_cv = spread_mean > 0.0 ? sample_stddev(stats.spread_seconds, spread_mean) / spread_mean : 0.0;
     // Items alike everywhere: the least sample says it all.
     const bool alike = spread_cv < 0.1 && std::abs(spread_mean - head_mean) < 0.1 * spread_mean;
     const double work = static_cast<double>(stats.source_items) * spread_mean;

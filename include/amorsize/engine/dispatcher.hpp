@@ -3,6 +3,7 @@
 /// as they complete, all within a bounded window of items.
 
 #include <amorsize/engine/backend.hpp>
+#include <amorsize/sample.hpp>
 #include <amorsize/schedule.hpp>
 #include <amorsize/stop.hpp>
 
@@ -118,8 +119,8 @@ class dispatcher {
   made_chunk take(std::size_t max_items);
   void send(int worker, chunk c, bool single);
   void handle(event e);
-  void adapt(const chunk_result& r, std::size_t count);
-  void follow_chunk_times(const chunk_result& r, std::size_t count);
+  void adapt(const chunk_result& r, const chunk& sent);
+  void follow_chunk_times(const chunk_result& r, const chunk& sent);
   void record_replan(schedule_kind old_kind, std::size_t old_size, std::string reason);
   void bound_chunk_size();
   [[nodiscard]] std::size_t byte_bounded_chunk() const;
@@ -149,11 +150,7 @@ class dispatcher {
   std::size_t chunks_timed_ = 0;                   // chunks that finished with a compute time
   double chunk_mean_ = 0.0;                        // mean of the chunks' per-item times (Welford)
   double chunk_squares_ = 0.0;                     // sum of squared deviations of the chunks' per-item times
-  double fit_n_ = 0.0;                             // least squares of per-item time on source position, weighted by items:
-  double fit_x_ = 0.0;                             //   sums of weight, weight x position, weight x time,
-  double fit_y_ = 0.0;                             //   weight x position^2 and weight x position x time
-  double fit_xx_ = 0.0;
-  double fit_xy_ = 0.0;
+  detail::line_fit fit_;                           // per-item time on source position, weighted by items
   double input_bytes_per_item_ = 0.0;              // serialized size of an item in the last chunk sent
   double result_bytes_per_item_ = 0.0;             // serialized size of a record in the last chunk finished
   bool window_follows_chunks_ = false;             // no window was asked for: it grows with the chunks

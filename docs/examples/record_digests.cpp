@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
     }
 
     // Code after the pool calls runs on every rank: guard output with is_root().
-    std::cerr << "rank " << session.rank() << " of " << session.size() << " done\n";
+    // One string, one write: the ranks share stderr, and pieces of their lines would interleave.
+    std::cerr << "rank " + std::to_string(session.rank()) + " of " + std::to_string(session.size()) + " done\n";
     if (root) {
       output.close();
       if (!output) {

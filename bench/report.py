@@ -115,6 +115,16 @@ def median(values):
     return statistics.median(values) if values else 0.0
 
 
+def ratio(value, reference, digits):
+    """Formats value / reference to `digits` decimals with an 'x', or '-' when the reference is not positive."""
+    return f"{value / reference:.{digits}f}x" if reference > 0 else "-"
+
+
+def first_seen(values):
+    """Returns the distinct values in the order they first appear."""
+    return list(dict.fromkeys(values))
+
+
 class Results:
     """The measured runs, grouped for the tables."""
 
@@ -134,29 +144,29 @@ class Results:
                 and (system is None or r["system"] == system)
                 and (chunksize is None or r["chunksize"] == chunksize)]
 
+    def workloads(self, section):
+        """Returns the workloads measured in a section, in first-measured order."""
+        return first_seen(r["workload"] for r in self.select(section))
+
     def systems(self, section, workload):
         """Returns the systems measured on a workload, in first-measured order."""
-        seen = []
-        for r in self.select(section, workload):
-            if r["system"] not in seen:
-                seen.append(r["system"])
-        return seen
+        return first_seen(r["system"] for r in self.select(section, workload))
 
     def chunk_sizes(self, section, workload, system):
         """Returns the chunk sizes a system ran on a workload, in first-measured order."""
-        seen = []
-        for r in self.select(section, workload, system):
-            if r["chunksize"] not in seen:
-                seen.append(r["chunksize"])
-        return seen
+        return first_seen(r["chunksize"] for r in self.select(section, workload, system))
+
+    def fixed_chunks(self, section, workload, system):
+        """Returns the chunk sizes other than 'auto' a system ran on a workload, in first-measured order."""
+        return [c for c in self.chunk_sizes(section, workload, system) if c != "auto"]
 
 
 def configurations(results, section, workload, system, score):
     """Returns the (label, chunk size) rows a system gets: the auto plan or its own chunking; chunk 1
     and the best of a sweep."""
-    chunks = results.chunk_sizes(section, workload, system)
-    fixed = [c for c in chunks if c != "auto"]
-    rows = [(describe(results.select(section, workload, system, "auto")[0]), "auto")] if "auto" in chunks else []
+    fixed = results.fixed_chunks(section, workload, system)
+    auto = "auto" in results.chunk_sizes(section, workload, system)
+    rows = [(describe(results.select(section, workload, system, "auto")[0]), "auto")] if auto else []
     if len(fixed) == 1:
         rows.append((describe(results.select(section, workload, system, fixed[0])[0]), fixed[0]))
     elif fixed:
@@ -165,6 +175,13 @@ def configurations(results, section, workload, system, score):
         best = max(fixed, key=lambda c: median([score(r) for r in results.select(section, workload, system, c)]))
         rows.append((f"best chunk of {{{','.join(fixed)}}}: {best}", best))
     return rows
+
+
+def configuration_runs(results, section, workload, score):
+    """Yields (system, label, runs) for every configuration of every system measured on a workload."""
+    for system in results.systems(section, workload):
+        for label, chunk in configurations(results, section, workload, system, score):
+            yield system, label, results.select(section, workload, system, chunk)
 
 
 def describe(run):
@@ -185,11 +202,31 @@ def ns_per_item(run):
     return 1e9 * run["wall"] * cores(run) / run["items"]
 
 
+def items_per_second(run):
+    """Items over wall time: a run's throughput."""
+    return run["items"] / run["wall"]
+
+
 def table(header, rows):
     """Returns a Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def append_table(out, header, rows):
+    """Appends a Markdown table and a blank line to the document."""
+    out.append(table(header, rows))
+    out.append("")
+
+
+def open_section(results, out, section, heading, intro):
+    """Appends a section's heading and introduction if it was measured; returns whether it was."""
+    if not results.select(section):
+        return False
+    out.append(heading)
+    out.append(intro)
+    return True
 
 
 def loads_table(results):
@@ -203,27 +240,23 @@ def loads_table(results):
 
 def tiny_section(results, out):
     """Near-zero items: ns per item on every system."""
-    runs = results.select("tiny")
-    if not runs:
+    if not open_section(
+            results, out, "tiny", "## 1. Near-zero items: cost per item\n",
+            "Each item is `amorsize_bench_tiny(i)` (a few ns of integer arithmetic in `spin.c`, called through\n"
+            "the shared library, so nothing inlines it). ns per item = wall x workers / items: the item\n"
+            "and every overhead of running it in parallel, in core-nanoseconds. The serial loop is the floor.\n"
+            "Python pools are timed after their start-up and a warm-up; amorsize's wall includes planning and\n"
+            "starting its workers; workers = the workers the plan started. mpi4py.futures polls for results\n"
+            "with a 1 ms back-off (its default), which chunk 1 pays per item.\n"):
         return
     serial = median([ns_per_item(r) for r in results.select("tiny", "tiny", "serial")])
     rows = []
-    for system in results.systems("tiny", "tiny"):
-        for label, chunk in configurations(results, "tiny", "tiny", system, lambda r: -ns_per_item(r)):
-            sel = results.select("tiny", "tiny", system, chunk)
-            values = [ns_per_item(r) for r in sel]
-            rows.append((system, label, cores(sel[0]), sel[0]["items"], spread(values, "{:.1f}"),
-                         f"{median(values) / serial:.1f}x" if serial else "-"))
-    out.append("## 1. Near-zero items: cost per item\n")
-    out.append("Each item is `amorsize_bench_tiny(i)` (a few ns of integer arithmetic in `spin.c`, called through\n"
-               "the shared library, so nothing inlines it). ns per item = wall x workers / items: the item\n"
-               "and every overhead of running it in parallel, in core-nanoseconds. The serial loop is the floor.\n"
-               "Python pools are timed after their start-up and a warm-up; amorsize's wall includes planning and\n"
-               "starting its workers; workers = the workers the plan started. mpi4py.futures polls for results\n"
-               "with a 1 ms back-off (its default), which chunk 1 pays per item.\n")
-    out.append(table(["system", "configuration", "workers", "items", "ns per item: median (min-max)", "vs serial loop"],
-                     rows))
-    out.append("")
+    for system, label, sel in configuration_runs(results, "tiny", "tiny", lambda r: -ns_per_item(r)):
+        values = [ns_per_item(r) for r in sel]
+        rows.append((system, label, cores(sel[0]), sel[0]["items"], spread(values, "{:.1f}"),
+                     ratio(median(values), serial, 1)))
+    append_table(out, ["system", "configuration", "workers", "items", "ns per item: median (min-max)", "vs serial loop"],
+                 rows)
 
 
 def efficiency(results, run):
@@ -233,32 +266,32 @@ def efficiency(results, run):
 
 def efficiency_rows(results, section, workload):
     """Returns (system, label, workers, efficiency values) for every configuration on a workload."""
-    rows = []
-    for system in results.systems(section, workload):
-        for label, chunk in configurations(results, section, workload, system, lambda r: efficiency(results, r)):
-            sel = results.select(section, workload, system, chunk)
-            rows.append((system, label, cores(sel[0]), [efficiency(results, r) for r in sel]))
-    return rows
+    return [(system, label, cores(sel[0]), [efficiency(results, r) for r in sel])
+            for system, label, sel in configuration_runs(results, section, workload, lambda r: efficiency(results, r))]
+
+
+def versus_best(rows):
+    """Formats efficiency rows as (system, label, workers, spread, ratio to the best system's median)."""
+    best = max((median(v) for _, _, _, v in rows), default=0.0)
+    return [(system, label, workers, spread(v, "{:.3f}"), f"{median(v) / best:.3f}") for system, label, workers, v in rows]
 
 
 def efficiency_section(results, out, plots):
     """1 ms and 10 ms items: efficiency of every system."""
-    if not results.select("efficiency"):
+    if not open_section(
+            results, out, "efficiency", "## 2. Efficiency on 1 ms and 10 ms items\n",
+            "Efficiency = serial item time (the sum of the items' durations) / (workers x wall). amorsize's\n"
+            "wall includes planning (sampling on the root) and starting its workers. On a shared machine every\n"
+            "system loses alike (see the load averages): compare systems by the last column.\n"):
         return
-    out.append("## 2. Efficiency on 1 ms and 10 ms items\n")
-    out.append("Efficiency = serial item time (the sum of the items' durations) / (workers x wall). amorsize's\n"
-               "wall includes planning (sampling on the root) and starting its workers. On a shared machine every\n"
-               "system loses alike (see the load averages): compare systems by the last column.\n")
     for workload in ("spin-1ms", "spin-10ms"):
         rows = efficiency_rows(results, "efficiency", workload)
         if not rows:
             continue
         n = results.select("efficiency", workload)[0]["items"]
         out.append(f"### {workload} ({n} items, serial {results.serial_seconds[workload]:.2f} s)\n")
-        best = max(median(v) for s, _, _, v in rows)
-        out.append(table(["system", "configuration", "workers", "efficiency: median (min-max)", "vs the best system"],
-                         [(s, label, w, spread(v, "{:.3f}"), f"{median(v) / best:.3f}") for s, label, w, v in rows]))
-        out.append("")
+        append_table(out, ["system", "configuration", "workers", "efficiency: median (min-max)", "vs the best system"],
+                     versus_best(rows))
     plots.append(efficiency_plot(results))
 
 
@@ -288,31 +321,40 @@ def efficiency_plot(results):
     ax.axhline(1.0, color="grey", linewidth=0.5)
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     ax.set_title("Efficiency per workload and system (amorsize: auto plan; sweeps: best chunk size)")
-    fig.tight_layout()
     return save(fig, "efficiency.png")
+
+
+def amorsize_rates(results, workload, chunk):
+    """Returns the items per second of amorsize processes' runs at one chunk size on a quality workload."""
+    return [items_per_second(r) for r in results.select("quality", workload, "amorsize processes", chunk)]
+
+
+def speedups(results, workload, autos):
+    """Returns the measured and the predicted speedups of auto runs on a workload."""
+    measured = [results.serial_seconds[workload] / r["wall"] for r in autos]
+    predicted = [r["estimated_speedup"] for r in autos]
+    return measured, predicted
 
 
 def quality_section(results, out, plots):
     """Plan-quality workloads: auto against the fixed sweep, predicted against measured speedup."""
-    if not results.select("quality"):
+    if not open_section(
+            results, out, "quality", "## 3. Plan quality: five workloads of 2 ms mean items\n",
+            "amorsize's auto plan (optimize_streaming, then its pool; wall includes planning) against fixed\n"
+            "chunk sizes on the plan's workers and order, side by side in each repetition. Measured speedup =\n"
+            "serial item time / auto wall; the prediction is the plan's `estimated_speedup`.\n"):
         return
-    out.append("## 3. Plan quality: five workloads of 2 ms mean items\n")
-    out.append("amorsize's auto plan (optimize_streaming, then its pool; wall includes planning) against fixed\n"
-               "chunk sizes on the plan's workers and order, side by side in each repetition. Measured speedup =\n"
-               "serial item time / auto wall; the prediction is the plan's `estimated_speedup`.\n")
     rows = []
     for workload in QUALITY_WORKLOADS:
         system = "amorsize processes"
         if not results.select("quality", workload, system):
             continue
         autos = results.select("quality", workload, system, "auto")
-        fixed = [c for c in results.chunk_sizes("quality", workload, system) if c != "auto"]
-        rate = {c: [r["items"] / r["wall"] for r in results.select("quality", workload, system, c)] for c in fixed}
-        best = max(fixed, key=lambda c: median(rate[c]))
-        auto_rate = [r["items"] / r["wall"] for r in autos]
+        rate = {c: amorsize_rates(results, workload, c) for c in results.fixed_chunks("quality", workload, system)}
+        best = max(rate, key=lambda c: median(rate[c]))
+        auto_rate = amorsize_rates(results, workload, "auto")
         ratios = [a / median(rate[best]) for a in auto_rate]
-        measured = [results.serial_seconds[workload] / r["wall"] for r in autos]
-        predicted = [r["estimated_speedup"] for r in autos]
+        measured, predicted = speedups(results, workload, autos)
         errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
         rows.append((workload, autos[0]["items"], f"{autos[0]['workers']} workers, {autos[0]['schedule']}",
                      spread(auto_rate, "{:.0f}"), f"{best} ({median(rate[best]):.0f}/s)", spread(ratios, "{:.3f}"),
@@ -323,15 +365,10 @@ def quality_section(results, out, plots):
     out.append("\nWorkloads: uniform (CV 0.5), heavy-tail (lognormal CV 2), increasing and decreasing (cost\n"
                "linear in the index, CV 0.5), bimodal (80% of items 1 ms, 20% 6 ms). The peers run the same\n"
                "durations (dumped by `amorsize_bench_peer --dump`):\n")
-    peer_rows = []
-    for workload in QUALITY_WORKLOADS:
-        rows = efficiency_rows(results, "quality", workload)
-        best = max((median(v) for _, _, _, v in rows), default=0.0)
-        for system, label, workers, values in rows:
-            peer_rows.append((workload, system, label, workers, spread(values, "{:.3f}"), f"{median(values) / best:.3f}"))
-    out.append(table(["workload", "system", "configuration", "workers", "efficiency: median (min-max)",
-                      "vs the best system"], peer_rows))
-    out.append("")
+    peer_rows = [(workload,) + row for workload in QUALITY_WORKLOADS
+                 for row in versus_best(efficiency_rows(results, "quality", workload))]
+    append_table(out, ["workload", "system", "configuration", "workers", "efficiency: median (min-max)",
+                       "vs the best system"], peer_rows)
     plots.append(sweep_plot(results))
     plots.append(prediction_plot(results))
 
@@ -341,13 +378,11 @@ def sweep_plot(results):
     workloads = [w for w in QUALITY_WORKLOADS if results.select("quality", w, "amorsize processes")]
     fig, axes = plt.subplots(1, len(workloads), figsize=(3.2 * len(workloads), 3.4), squeeze=False)
     for ax, workload in zip(axes[0], workloads):
-        system = "amorsize processes"
-        fixed = [c for c in results.chunk_sizes("quality", workload, system) if c != "auto"]
-        xs = [int(c) for c in fixed]
-        ys = [median([r["items"] / r["wall"] for r in results.select("quality", workload, system, c)]) for c in fixed]
-        ax.plot(xs, ys, "o-", label="fixed chunk")
-        autos = results.select("quality", workload, system, "auto")
-        auto_rate = median([r["items"] / r["wall"] for r in autos])
+        fixed = results.fixed_chunks("quality", workload, "amorsize processes")
+        ax.plot([int(c) for c in fixed], [median(amorsize_rates(results, workload, c)) for c in fixed], "o-",
+                label="fixed chunk")
+        autos = results.select("quality", workload, "amorsize processes", "auto")
+        auto_rate = median(amorsize_rates(results, workload, "auto"))
         ax.axhline(auto_rate, color="red", linestyle="--", label=f"auto ({autos[0]['schedule']})")
         match = re.search(r"(\d+)", autos[0].get("schedule", ""))
         if match:
@@ -358,7 +393,6 @@ def sweep_plot(results):
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("items/s (median)")
     fig.suptitle("amorsize processes: throughput against chunk size, auto plan marked")
-    fig.tight_layout()
     return save(fig, "chunk_sweep.png")
 
 
@@ -370,8 +404,7 @@ def prediction_plot(results):
         autos = results.select("quality", workload, "amorsize processes", "auto")
         if not autos:
             continue
-        measured = [results.serial_seconds[workload] / r["wall"] for r in autos]
-        predicted = [r["estimated_speedup"] for r in autos]
+        measured, predicted = speedups(results, workload, autos)
         ax.plot(measured, predicted, "o", label=workload)
         top = max(top, *measured, *predicted)
     ax.plot([0, top * 1.1], [0, top * 1.1], "k:", label="exact")
@@ -379,21 +412,34 @@ def prediction_plot(results):
     ax.set_ylabel("predicted speedup (plan)")
     ax.set_title("Predicted against measured speedup")
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return save(fig, "prediction.png")
+
+
+def line_plot(series, name, title, xlabel, ylabel, xscale="linear", yscale="linear"):
+    """Draws one line of (x, y) points per labelled series; returns the file name."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in series.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    ax.set_xscale(xscale)
+    ax.set_yscale(yscale)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save(fig, name)
 
 
 def large_section(results, out, plots):
     """Large results: the root's peak RSS against the volume of results."""
-    if not results.select("large"):
+    if not open_section(
+            results, out, "large", "## 4. Large results: the root's peak memory\n",
+            "Items of 1 ms that return results of the given size, streamed (amorsize's auto plan;\n"
+            "multiprocessing `imap_unordered` and mpi4py `map(unordered=True)` at chunk 1); the root drops each\n"
+            "result as it arrives. Peak RSS is the root process's `ru_maxrss` (workers excluded).\n"):
         return
-    out.append("## 4. Large results: the root's peak memory\n")
-    out.append("Items of 1 ms that return results of the given size, streamed (amorsize's auto plan;\n"
-               "multiprocessing `imap_unordered` and mpi4py `map(unordered=True)` at chunk 1); the root drops each\n"
-               "result as it arrives. Peak RSS is the root process's `ru_maxrss` (workers excluded).\n")
     rows = []
     series = defaultdict(list)
-    for workload in dict.fromkeys(r["workload"] for r in results.select("large")):
+    for workload in results.workloads("large"):
         for system in results.systems("large", workload):
             sel = results.select("large", workload, system)
             volume = sel[0]["items"] * int(workload[:-3]) / 1024
@@ -401,81 +447,65 @@ def large_section(results, out, plots):
             rows.append((workload, system, sel[0]["items"], f"{volume:.1f}", spread(rss, "{:.0f}"),
                          spread([r["wall"] for r in sel], "{:.2f}")))
             series[system].append((volume, median(rss)))
-    out.append(table(["result size", "system", "items", "result volume (MiB)", "root peak RSS (MiB)", "wall (s)"], rows))
-    out.append("")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for system, points in series.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=system)
-    ax.set_xscale("log")
-    ax.set_xlabel("result volume through the root (MiB)")
-    ax.set_ylabel("root peak RSS (MiB, median)")
-    ax.set_title("Root memory against result volume")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plots.append(save(fig, "large_results.png"))
+    append_table(out, ["result size", "system", "items", "result volume (MiB)", "root peak RSS (MiB)", "wall (s)"], rows)
+    plots.append(line_plot(series, "large_results.png", "Root memory against result volume",
+                           "result volume through the root (MiB)", "root peak RSS (MiB, median)", xscale="log"))
 
 
 def ranks_section(results, out, plots):
     """Sleep items at several rank counts: the root's CPU per chunk and throughput against ideal."""
-    if not results.select("ranks"):
+    if not open_section(
+            results, out, "ranks", "## 5. Many ranks on 2 cores: 5 ms sleep items under `mpirun --oversubscribe`\n",
+            "Ideal throughput = worker ranks / 5 ms. Root CPU per chunk = the root's CPU time during the run\n"
+            "(amorsize: `run_stats::root_cpu_seconds`; mpi4py: `getrusage` of the root process) / chunks sent;\n"
+            "a fixed cost per run (start, waits, the end) weighs on it when a run has few chunks. Wall includes\n"
+            "amorsize's planning (5 sampled items on the root). mpi4py.futures polls with a 1 ms back-off.\n"):
         return
-    out.append("## 5. Many ranks on 2 cores: 5 ms sleep items under `mpirun --oversubscribe`\n")
-    out.append("Ideal throughput = worker ranks / 5 ms. Root CPU per chunk = the root's CPU time during the run\n"
-               "(amorsize: `run_stats::root_cpu_seconds`; mpi4py: `getrusage` of the root process) / chunks sent;\n"
-               "a fixed cost per run (start, waits, the end) weighs on it when a run has few chunks. Wall includes\n"
-               "amorsize's planning (5 sampled items on the root). mpi4py.futures polls with a 1 ms back-off.\n")
     rows = []
     series = defaultdict(list)
-    for workload in dict.fromkeys(r["workload"] for r in results.select("ranks")):
+    for workload in results.workloads("ranks"):
         ranks = int(workload.split()[0])
         ideal = (ranks - 1) / 0.005
         for system in results.systems("ranks", workload):
             for chunk in results.chunk_sizes("ranks", workload, system):
                 sel = results.select("ranks", workload, system, chunk)
                 per_chunk = [1e6 * r["root_cpu"] / max(1, r["chunks"]) for r in sel]
-                through = [r["items"] / r["wall"] / ideal for r in sel]
+                through = [items_per_second(r) / ideal for r in sel]
                 label = describe(sel[0])
                 busy = [100 * r["root_cpu"] / r["wall"] for r in sel]
                 rows.append((ranks, system, label, sel[0]["items"], spread([r["chunks"] for r in sel], "{:.0f}"),
                              spread([1e3 * r["root_cpu"] for r in sel], "{:.1f}"), spread(busy, "{:.1f}%"),
                              spread(per_chunk, "{:.0f}"), spread(through, "{:.3f}")))
                 series[f"{system}, {'auto' if chunk == 'auto' else 'chunk ' + chunk}"].append((ranks, median(per_chunk)))
-    out.append(table(["ranks", "system", "configuration", "items", "chunks", "root CPU (ms)", "root CPU / wall",
-                      "root CPU per chunk (us)", "throughput / ideal"], rows))
-    out.append("")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, points in series.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
-    ax.set_xlabel("ranks (one root)")
-    ax.set_ylabel("root CPU per chunk (us, median)")
-    ax.set_yscale("log")
-    ax.set_title("Root CPU per chunk, 5 ms sleep items")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plots.append(save(fig, "root_cpu.png"))
+    append_table(out, ["ranks", "system", "configuration", "items", "chunks", "root CPU (ms)", "root CPU / wall",
+                       "root CPU per chunk (us)", "throughput / ideal"], rows)
+    plots.append(line_plot(series, "root_cpu.png", "Root CPU per chunk, 5 ms sleep items", "ranks (one root)",
+                           "root CPU per chunk (us, median)", yscale="log"))
 
 
 def shell_section(results, out, workers):
     """Shell tasks: xargs, GNU parallel and amorsize-run's shell job."""
-    runs = [r for r in results.runs if r["section"] == "shell"]
-    if not runs:
+    if not open_section(
+            results, out, "shell", "## 6. Shell tasks: `xargs -P`, GNU `parallel` and `amorsize-run run shell`\n",
+            f"`bench/task_farm.sh --jsonl`: every tool runs the same task list with {workers} slots (amorsize-run\n"
+            "also as planned, where the plan may run more workers for tasks that leave the cores idle).\n"
+            "Overhead per task = wall per task (start-up included) - task time / 2 slots; without start-up it\n"
+            "is the difference between the full list and one a tenth as long. A negative overhead: the plan ran\n"
+            "more workers than 2 slots (the tasks sleep). The mpirun row pays mpirun's start once.\n"):
         return
-    out.append("## 6. Shell tasks: `xargs -P`, GNU `parallel` and `amorsize-run run shell`\n")
-    out.append(f"`bench/task_farm.sh --jsonl`: every tool runs the same task list with {workers} slots (amorsize-run\n"
-               "also as planned, where the plan may run more workers for tasks that leave the cores idle).\n"
-               "Overhead per task = wall per task (start-up included) - task time / 2 slots; without start-up it\n"
-               "is the difference between the full list and one a tenth as long. A negative overhead: the plan ran\n"
-               "more workers than 2 slots (the tasks sleep). The mpirun row pays mpirun's start once.\n")
     rows = []
-    for workload in dict.fromkeys(r["workload"] for r in runs):
-        sel = [r for r in runs if r["workload"] == workload]
+    for workload in results.workloads("shell"):
+        sel = results.select("shell", workload)
         most = max(r["items"] for r in sel)
         few = min(r["items"] for r in sel)
         task_ms = sel[0]["task_ms"]
 
+        def walls(system, items):
+            return {r["rep"]: r["wall"] for r in sel if r["system"] == system and r["items"] == items}
+
         def overheads(system):
-            full = {r["rep"]: r["wall"] for r in sel if r["system"] == system and r["items"] == most}
-            short = {r["rep"]: r["wall"] for r in sel if r["system"] == system and r["items"] == few}
+            full = walls(system, most)
+            short = walls(system, few)
             per_task = [1e3 * full[k] / most for k in full]
             over = [p - task_ms / 2 for p in per_task]
             marginal = [1e3 * (full[k] - short[k]) / (most - few) - task_ms / 2 for k in full if k in short]
@@ -483,19 +513,18 @@ def shell_section(results, out, workers):
 
         xargs_over = median(overheads("xargs -P2")[1])
         parallel_over = median(overheads("parallel -j2")[1])
-        for system in dict.fromkeys(r["system"] for r in sel):
+        for system in first_seen(r["system"] for r in sel):
             per_task, over, marginal = overheads(system)
             rows.append((workload, most, system, spread(per_task, "{:.3f}"), spread(over, "{:.3f}"),
                          spread(marginal, "{:.3f}"),
-                         f"{median(over) / xargs_over:.2f}x" if xargs_over > 0 else "-",
-                         f"{median(over) / parallel_over:.2f}x" if parallel_over > 0 else "-"))
-    out.append(table(["tasks", "count", "tool", "ms per task", "overhead ms per task", "without start-up",
-                      "overhead vs xargs", "vs parallel"], rows))
-    out.append("")
+                         ratio(median(over), xargs_over, 2), ratio(median(over), parallel_over, 2)))
+    append_table(out, ["tasks", "count", "tool", "ms per task", "overhead ms per task", "without start-up",
+                       "overhead vs xargs", "vs parallel"], rows)
 
 
 def save(fig, name):
-    """Saves a figure under benchmarks/ and returns its file name."""
+    """Lays out a figure, saves it under benchmarks/ and returns its file name."""
+    fig.tight_layout()
     fig.savefig(os.path.join(SAVE_DIR, name), dpi=100)
     plt.close(fig)
     return name

@@ -15,8 +15,10 @@ using text::format;
 
 /// The per-item and per-chunk costs the model charges, derived once from the measurements.
 struct unit_costs {
-  double item_worker = 0.0;   ///< Worker seconds per item: the call plus its half of serialization.
-  double item_root = 0.0;     ///< Root seconds per item: its half of serialization plus moving the bytes.
+  double item_serial = 0.0;   ///< Seconds per item of a serial run: the call plus the engine's record.
+  double item_worker = 0.0;   ///< Worker seconds per item: the call, the engine's unpacking and packing, its half of serialization.
+  double item_worker_cpu = 0.0; ///< Core-seconds a worker spends per item (the call's CPU share, not its waits).
+  double item_root = 0.0;     ///< Root seconds per item: the engine's reading and handing over, its half of serialization, moving the bytes.
   double item_bytes_time = 0.0; ///< Seconds to move one item and its result over the link.
   double chunk_root = 0.0;    ///< Root seconds per chunk: receive a request, send a chunk.
   double chunk_worker = 0.0;  ///< Worker seconds per chunk it cannot hide behind work: sending its results.
@@ -58,9 +60,19 @@ unit_costs costs_of(const model_inputs& in) {
     c.startup = l.process_spawn_fixed;
     c.startup_per_worker = l.process_spawn_per_worker;
   }
-  c.item_worker = w.mean_seconds + 0.5 * w.serialize_seconds + c.item_bytes_time;
-  c.item_root = 0.5 * w.serialize_seconds + c.item_bytes_time;
+  const engine_costs& e = in.engine;
+  c.item_serial = w.mean_seconds + e.serial_per_item;
+  const double engine_worker = e.worker_per_item + 0.5 * w.serialize_seconds + c.item_bytes_time;
+  c.item_worker = w.mean_seconds + engine_worker;
+  c.item_worker_cpu = w.mean_seconds * std::max(w.cpu_per_wall, 1.0 / max_workers_per_core) + engine_worker;
+  c.item_root = e.root_per_item + 0.5 * w.serialize_seconds + c.item_bytes_time;
   return c;
+}
+
+/// Returns the cores the root and the workers share when all run on the root's node (0: they are
+/// spread over nodes): together they cannot keep more than these busy.
+double shared_cores(const model_inputs& in) {
+  return in.cluster.nodes.size() == 1 ? static_cast<double>(std::max(1, in.cluster.nodes.front().usable_cores)) : 0.0;
 }
 
 /// Fills the share of the run that is not the items themselves.
@@ -86,7 +98,7 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
   prediction p;
   // Amdahl's serial part: the sampled calls already ran on the root, one after another.
   const double sampled = w.total_seconds;
-  p.serial_seconds = sampled + static_cast<double>(items) * w.mean_seconds;
+  p.serial_seconds = sampled + static_cast<double>(items) * c.item_serial;
   if (items == 0) {
     p.parallel_seconds = p.serial_seconds;
     return finish(p, workers);
@@ -126,7 +138,10 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
   // The root hands out every chunk and takes in every result; past some scale it is the bottleneck.
   const double root_busy = k * c.chunk_root + n * c.item_root;
   const double startup = c.startup + workers * c.startup_per_worker + c.chunk_root;
-  const double run = std::max(makespan, root_busy);
+  // On one node the root shares its cores with the workers: together they cannot use more.
+  const double cores = shared_cores(in);
+  const double cpu_total = n * c.item_worker_cpu + k * c.chunk_worker + root_busy;
+  const double run = std::max({makespan, root_busy, cores > 0.0 ? cpu_total / cores : 0.0});
   // The spread sample ran on the root before the run, and its items run again in it.
   p.parallel_seconds = sampled + w.spread_total_seconds + startup + run;
   p.root_load = run > 0.0 ? root_busy / run : 0.0;
@@ -140,13 +155,16 @@ prediction predict_steady(const model_inputs& in, int workers, const chunk_sched
   // Per item: the workers' share of the work, or the root's cost if the root is slower.
   const double worker_per_item = (c.item_worker + c.chunk_worker / items_per_chunk) / workers;
   const double root_per_item = c.item_root + c.chunk_root / items_per_chunk;
+  const double cores = shared_cores(in);
+  const double cpu_per_item = c.item_worker_cpu + c.chunk_worker / items_per_chunk + root_per_item;
   prediction p;
   p.serial_seconds = 0.0;
   p.parallel_seconds = 0.0;
-  const double per_item = std::max(worker_per_item, root_per_item);
-  p.speedup = per_item > 0.0 ? in.work.mean_seconds / per_item : 1.0;
+  const double per_item =
+      std::max({worker_per_item, root_per_item, cores > 0.0 ? cpu_per_item / cores : 0.0});
+  p.speedup = per_item > 0.0 ? c.item_serial / per_item : 1.0;
   p.root_load = per_item > 0.0 ? root_per_item / per_item : 0.0;
-  const double ideal = in.work.mean_seconds / workers;
+  const double ideal = c.item_serial / workers;
   p.overhead_fraction = per_item > 0.0 ? std::max(0.0, (per_item - ideal) / per_item) : 0.0;
   return p;
 }
@@ -256,7 +274,9 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
                            text::seconds(rq.target_chunk_duration).c_str());
   if (heterogeneous) {
     size = std::max<std::size_t>(1, static_cast<std::size_t>(static_cast<double>(size) / (1.0 + w.cv)));
-    why += format(", cut to %zu because item times vary (CV %.2f > 0.5)", size, w.cv);
+    why += w.cv > 0.5 ? format(", cut to %zu because item times vary (CV %.2f > 0.5)", size, w.cv)
+                      : format(", cut to %zu because item times change along the source (trend %+.0f%%)", size,
+                               100.0 * w.trend);
   }
   if (items) {
     const double balance = std::floor(static_cast<double>(*items) / (workers * chunks_per_worker));
@@ -472,8 +492,11 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     out.serial = true;
     out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
                          rq.min_speedup);
-    out.reason += format("items take %s while each chunk costs %s to dispatch and each worker %s to start. ",
-                         text::seconds(in.work.mean_seconds).c_str(), text::seconds(costs.chunk_root).c_str(),
+    out.reason += format("items take %s, the engine adds %s per item on the root and %s in a worker, each chunk "
+                         "costs %s to dispatch and each worker %s to start. ",
+                         text::seconds(in.work.mean_seconds).c_str(), text::seconds(costs.item_root).c_str(),
+                         text::seconds(costs.item_worker - in.work.mean_seconds).c_str(),
+                         text::seconds(costs.chunk_root).c_str(),
                          text::seconds(costs.startup_per_worker + costs.startup / workers).c_str());
     out.warn(warning_kind::insufficient_speedup,
              "Insufficient speedup: run serially, or give each call more work (batch several items into one).");
@@ -548,6 +571,9 @@ void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr)
   pr.spawn_cost_per_worker = costs.startup_per_worker;
   pr.thread_spawn_cost = in.local.thread_spawn_per_worker;
   pr.chunk_overhead = costs.chunk_root;
+  pr.engine_serial_per_item = in.engine.serial_per_item;
+  pr.engine_root_per_item = in.engine.root_per_item;
+  pr.engine_worker_per_item = in.engine.worker_per_item;
   pr.latency_same_node = in.links.same_node.latency_seconds;
   pr.bandwidth_same_node = in.links.same_node.bandwidth_bytes_per_second;
   pr.latency_other_node = in.links.other_node.latency_seconds;

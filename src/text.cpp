@@ -19,6 +19,7 @@ std::string format(const char* fmt, ...) {
 }
 
 std::string seconds(double s) {
+  if (s > 0.0 && s < 1e-6) return format("%.1f ns", s * 1e9);
   if (s < 1e-3) return format("%.1f us", s * 1e6);
   if (s < 1.0) return format("%.2f ms", s * 1e3);
   return format("%.2f s", s);

@@ -420,3 +420,38 @@ TEST_CASE("planned fixed chunks make whole rounds of the workers", "[cost_model]
     CHECK(chunks % 2 == 0);
   }
 }
+
+TEST_CASE("near-zero items get a serial plan once the engine's own per-item costs are charged", "[cost_model]") {
+  // 20 M items of 10 ns on 8 cores: without the engine's costs eight workers look like a big win.
+  model_inputs in = local_inputs(10e-9, 20000000, 8);
+  in.work.serialize_seconds = 0.0;
+  in.work.input_bytes = 0.0;
+  in.work.result_bytes = 0.0;
+  const plan uncharged = make_plan(in);
+  CHECK_FALSE(uncharged.serial);
+  // As measured on a 2-core machine: a serial run adds 18 ns an item, the root spends 27 ns, a worker 2 ns.
+  // The root then caps a parallel run at one item per 27 ns, where a serial run takes 28 ns.
+  in.engine = {true, 18e-9, 27e-9, 2e-9, 0.0};
+  const plan charged = make_plan(in);
+  CHECK(charged.serial);
+  CHECK(charged.profile.parallel_speedup < 1.2);
+  CHECK(charged.profile.engine_root_per_item == 27e-9);
+  CHECK(reason_says(charged, "per item on the root"));
+}
+
+TEST_CASE("on one node the root's CPU competes with the workers' for the cores", "[cost_model]") {
+  model_inputs in = local_inputs(100e-9, 10000000, 2);
+  in.work.serialize_seconds = 0.0;
+  in.work.input_bytes = 0.0;
+  in.work.result_bytes = 0.0;
+  in.engine = {true, 0.0, 60e-9, 0.0, 0.0};
+  chunk_schedule s;
+  s.chunksize = 100000;
+  // The workers alone need 0.5 s and the root 0.6 s; together 1.6 core-seconds on 2 cores.
+  const prediction one_node = predict(in, 10000000, 2, s);
+  CHECK(one_node.parallel_seconds - in.work.total_seconds >= 0.8);
+  // Spread over two nodes the root has its own cores: it is the slowest part at 0.6 s.
+  in.cluster.nodes.push_back(in.cluster.nodes.front());
+  const prediction two_nodes = predict(in, 10000000, 2, s);
+  CHECK(two_nodes.parallel_seconds - in.work.total_seconds < 0.7);
+}

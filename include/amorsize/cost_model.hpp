@@ -35,6 +35,7 @@ struct model_inputs {
   cluster_layout cluster;   ///< Nodes and ranks (one node, one rank without a launcher).
   mpi_links links;          ///< Message costs under MPI.
   local_overheads local;    ///< Process and thread start costs, local chunk round trip.
+  engine_costs engine;      ///< What the engine adds per item: serially, on the root, in a worker.
   plan_request request;     ///< What the caller asked.
 };
 

@@ -30,7 +30,7 @@ struct optimize_options {
   double memory_fraction = 0.5;                ///< Share of available memory results may take.
   double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
   bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).
-  bool use_chunking_benchmark = true;          ///< Measure the chunk round trip (else assume 50 us).
+  bool use_chunking_benchmark = true;          ///< Measure the chunk round trip and the engine's per-item costs (else assume 50 us and 30 / 20 / 10 ns).
   std::size_t spread_sample = detail::spread_sample_most; ///< Items sampled spread over a random-access source (a container, the synthetic job), at most; they run again in the run, so a function with side effects may want 0 (off).
   bool verbose = false;                        ///< Print the plan's explanation while planning.
   std::ostream* log = &std::cerr;              ///< Where verbose output goes.

@@ -104,6 +104,9 @@ struct plan_profile {
   double spawn_cost_per_worker = 0.0;       ///< Extra seconds per worker started.
   double thread_spawn_cost = 0.0;           ///< Seconds to start and join a thread.
   double chunk_overhead = 0.0;              ///< Round-trip seconds to dispatch a chunk and receive its answer.
+  double engine_serial_per_item = 0.0;      ///< Seconds the engine adds per item to a serial run (its record).
+  double engine_root_per_item = 0.0;        ///< Root seconds the engine spends per item of a parallel run.
+  double engine_worker_per_item = 0.0;      ///< Worker seconds the engine adds per item beyond the function.
   double latency_same_node = 0.0;           ///< One-way MPI latency root to a rank on its node (0: not measured).
   double bandwidth_same_node = 0.0;         ///< MPI bandwidth root to a rank on its node, bytes/s.
   double latency_other_node = 0.0;          ///< One-way MPI latency root to a rank on another node.

@@ -246,8 +246,10 @@ def tiny_section(results, out):
             "the shared library, so nothing inlines it). ns per item = wall x workers / items: the item\n"
             "and every overhead of running it in parallel, in core-nanoseconds. The serial loop is the floor.\n"
             "Python pools are timed after their start-up and a warm-up; amorsize's wall includes planning and\n"
-            "starting its workers; workers = the workers the plan started. mpi4py.futures polls for results\n"
-            "with a 1 ms back-off (its default), which chunk 1 pays per item.\n"):
+            "starting its workers; workers = the workers the plan started. `amorsize` lets the plan choose\n"
+            "(serial included); `amorsize processes` and `amorsize threads` force that backend, so the plan\n"
+            "must run in parallel. mpi4py.futures polls for results with a 1 ms back-off (its default), which\n"
+            "chunk 1 pays per item.\n"):
         return
     serial = median([ns_per_item(r) for r in results.select("tiny", "tiny", "serial")])
     rows = []

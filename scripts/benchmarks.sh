@@ -121,6 +121,7 @@ section_tiny() {
     for system in serial omp-static omp-dynamic omp-guided tbb; do
       measure tiny tiny "$system" "$rep" "$native" "$system" "$workers" "tiny:$native_n"
     done
+    measure tiny tiny "amorsize" "$rep" "$peer" --kind tiny --items "$amorsize_n"
     measure tiny tiny "amorsize processes" "$rep" "$peer" --kind tiny --items "$amorsize_n" --backend processes
     measure tiny tiny "amorsize threads" "$rep" "$peer" --kind tiny --items "$amorsize_n" --backend threads
     measure tiny tiny "amorsize mpirun -np 3" "$rep" "${mpirun[@]}" -np 3 "$peer" --kind tiny --items "$amorsize_n"

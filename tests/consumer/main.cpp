@@ -11,9 +11,16 @@ int main() {
   auto square = [](int x) { return x * x; };
   auto result = amorsize::optimize(square, data);
   // A trivial function must not be worth parallelising, and the replayed data must be complete.
+  // Under a sanitizer each call and each engine step is instrumented and costs microseconds, so the
+  // plan rests on that build's timings, not the function's: there only the replay is checked.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const bool timings_are_real = false;
+#else
+  const bool timings_are_real = true;
+#endif
   std::size_t replayed = 0;
   while (result.data.next()) ++replayed;
-  if (!result.serial || replayed != data.size()) {
+  if ((timings_are_real && !result.serial) || replayed != data.size()) {
     std::cerr << "unexpected plan:\n" << result.explain();
     return 1;
   }

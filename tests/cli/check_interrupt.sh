@@ -8,6 +8,8 @@
 # signal that comes before its ranks have started.
 #   check_interrupt.sh AMORSIZE_RUN [LAUNCHER...]
 set -euo pipefail
+# shellcheck source=/dev/null
+source "$(dirname "$(readlink -f "$0")")/signals.sh"
 run=$(readlink -f "$1")
 shift
 launcher=("$@")
@@ -58,19 +60,6 @@ root_pid() {
   fail "no root rank found under ${launcher[*]}"
 }
 
-# Waits until the root catches SIGUSR1, which it does once the run proper starts (a signal before
-# that ends the run at once, or under a launcher is lost when the ranks have not started yet).
-wait_for_handlers() {
-  local root=$1 caught
-  for _ in $(seq 600); do
-    caught=$(awk '/^SigCgt:/ { print $2 }' "/proc/$root/status" 2>/dev/null) || return 0
-    [[ -n $caught ]] || return 0  # it has ended
-    (((16#$caught >> ($(kill -l USR1) - 1)) & 1)) && return 0
-    sleep 0.02
-  done
-  fail "the root did not install its signal handlers within 12 s"
-}
-
 signals=(INT TERM KILL)
 ((${#launcher[@]} == 0)) || signals=(USR1 TERM KILL)
 interruptions=0
@@ -83,7 +72,7 @@ for round in $(seq 12); do
   setsid "${launcher[@]}" "$run" run "${job[@]}" --output out.jsonl --report report.json --resume --grace 5 -q 2>stderr &
   pid=$!
   root=$(root_pid "$pid")
-  wait_for_handlers "$root"
+  wait_for_handlers "$root" USR1
   sleep "$delay"
   target=$pid
   [[ $signal == KILL ]] && target=$root

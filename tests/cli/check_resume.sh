@@ -4,6 +4,8 @@
 # failed tasks again, --max-failures stops early, --timeout stops a task, a changed input is refused.
 #   check_resume.sh AMORSIZE_RUN [LAUNCHER...]
 set -euo pipefail
+# shellcheck source=/dev/null
+source "$(dirname "$(readlink -f "$0")")/signals.sh"
 run=$(readlink -f "$1")
 shift
 launcher=("$@")
@@ -111,7 +113,13 @@ grep -q '"index":1,.*"timed_out":true' timeouts.jsonl || fail "the timed-out tas
 printf '%s\n' 0.1 30.5 30.5 30.5 >slow.txt
 setsid "${launcher[@]}" "$run" run shell --input slow.txt --command "sleep {}" --sample-size 1 --output slow.jsonl -q 2>stderr &
 pid=$!
-sleep 3
+# The first signal must find the tasks running: it waits for them, the second abandons them.
+wait_for_handlers "$pid" INT
+for _ in $(seq 600); do
+  pgrep -f "sleep 30.5" >/dev/null && break
+  sleep 0.05
+done
+pgrep -f "sleep 30.5" >/dev/null || fail "the slow tasks did not start within 30 s"
 kill -INT "$pid"
 sleep 1
 kill -INT "$pid"

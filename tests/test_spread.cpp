@@ -112,10 +112,11 @@ TEST_CASE("sampling a random-access source measures items spread over it and see
   CHECK(*std::max_element(s.spread_positions.begin(), s.spread_positions.end()) > 300);
   CHECK(s.source_items == 400);
   CHECK(s.trend > 1.0);
-  // About 0.8 ms (more on a loaded machine), where the first five items alone say about 10 us.
+  // About 0.8 ms (more on a loaded machine), where the first five items alone say about 10 us (40 us
+  // under TSan, which adds some 35 us to each measured call: hence a factor 5, not the nominal 80).
   CHECK(s.mean_seconds > 0.5e-3);
   CHECK(s.mean_seconds < 4e-3);
-  CHECK(s.mean_seconds > 20.0 * s.total_seconds / 5.0);
+  CHECK(s.mean_seconds > 5.0 * s.total_seconds / 5.0);
   CHECK(s.unreliable());
   // The first items are kept with their results; the spread items stay in the source.
   REQUIRE(sampled.items.size() == 5);

@@ -20,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-AMORSIZE_SYSTEMS = ("amorsize processes", "amorsize threads", "amorsize mpirun -np 3")
 NATIVE_SYSTEMS = ("serial", "omp-static", "omp-dynamic", "omp-guided", "tbb")
 PYTHON_SYSTEMS = ("multiprocessing.Pool", "mpi4py.futures -np 3")
 QUALITY_WORKLOADS = ("uniform", "heavy-tail", "increasing", "decreasing", "bimodal")

@@ -30,6 +30,8 @@ session::~session() { session_detail::release(*this); }
 
 session& session::current() { return session_detail::current(); }
 
+bool session::alive() noexcept { return session_detail::live_session.load() != nullptr; }
+
 bool session::mpi() const noexcept { return false; }
 
 int session::rank() const noexcept { return 0; }

@@ -318,6 +318,8 @@ session::~session() {
 
 session& session::current() { return session_detail::current(); }
 
+bool session::alive() noexcept { return session_detail::live_session.load() != nullptr; }
+
 bool session::mpi() const noexcept { return impl_->mpi_; }
 
 int session::rank() const noexcept { return impl_->rank_; }

@@ -31,6 +31,8 @@ class session {
 
   /// Returns the live session, creating a process-wide one (finalised at exit) if none was made.
   static session& current();
+  /// True while a session exists in this process: the ranks then fail in step, the root's error on each.
+  static bool alive() noexcept;
 
   /// True when running under an MPI launcher with MPI initialised.
   [[nodiscard]] bool mpi() const noexcept;

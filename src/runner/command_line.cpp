@@ -1,19 +1,35 @@
 // The command line of any set of jobs: `plan JOB` and `run JOB`, each job with its own options
-// beside the planner's; every failure ends with one line on the root's stderr and a documented code.
+// beside the planner's; every failure ends with one line on stderr, printed once by the root when every rank fails
+// alike, and a documented code.
 
 #include <amorsize/runner.hpp>
 
+#include <chrono>
 #include <iostream>
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 namespace amorsize::runner {
 namespace {
 
-/// True when this process is rank 0 of a launcher or runs alone: only it prints messages.
-bool prints_messages() {
+/// How long a rank other than the root waits before printing a failure no session shared: when every rank
+/// fails alike, the root prints first and the launcher ends the job within this time.
+constexpr std::chrono::seconds other_rank_grace{5};
+
+/// Prints a failure on stderr and returns its exit code. The root (or a process alone) prints at once. Another
+/// rank is silent once a session exists, since the ranks then fail in step and the root prints the error; before
+/// that it waits, then prints its own failure: returning at once would let the launcher end the root before the
+/// root's line was written.
+int report_failure(const std::string& program, const std::string& message, exit_code code) {
   const std::optional<int> rank = launcher_rank(environment_variable);
-  return !rank.has_value() || *rank == 0;
+  if (!rank.has_value() || *rank == 0) {
+    std::cerr << program + ": " + message + "\n" << std::flush;
+  } else if (!session::alive()) {
+    std::this_thread::sleep_for(other_rank_grace);
+    std::cerr << program + " (rank " + std::to_string(*rank) + "): " + message + "\n" << std::flush;
+  }
+  return static_cast<int>(code);
 }
 
 /// Returns the jobs' names as a list for messages: "synthetic, shell".
@@ -103,8 +119,7 @@ int run_command_line(const job_registry& jobs, int argc, char** argv, std::strin
     } catch (const CLI::CallForAllHelp& e) {
       return app.exit(e);
     } catch (const CLI::ParseError& e) {
-      if (prints_messages()) std::cerr << name << ": " << plain_words(e.what()) << " (see " << name << " --help)\n";
-      return static_cast<int>(exit_code::usage);
+      return report_failure(name, plain_words(e.what()) + " (see " + name + " --help)", exit_code::usage);
     }
     for (const bound_job& b : bound) {
       if (!b.command->parsed()) continue;
@@ -112,11 +127,9 @@ int run_command_line(const job_registry& jobs, int argc, char** argv, std::strin
     }
     throw std::logic_error("no job subcommand was parsed");
   } catch (const error& e) {
-    if (prints_messages()) std::cerr << name << ": " << e.what() << '\n';
-    return static_cast<int>(e.code());
+    return report_failure(name, e.what(), e.code());
   } catch (const std::exception& e) {
-    if (prints_messages()) std::cerr << name << ": internal error: " << e.what() << '\n';
-    return static_cast<int>(exit_code::internal);
+    return report_failure(name, std::string("internal error: ") + e.what(), exit_code::internal);
   }
 }
 

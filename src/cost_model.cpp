@@ -299,6 +299,10 @@ chunk_schedule choose_schedule(const model_inputs& in, int workers, std::optiona
   }
   s.chunksize = size;
   s.min_chunksize = size;
+  // What the chunk is expected to take, cuts for balance included: the dispatcher resizes chunks only when
+  // measured item times contradict the sample, and never undoes a cut (a 1 ms item growing chunks cut to
+  // 56 back to the 200 of the target left one worker a 0.2 s tail).
+  s.target_seconds = static_cast<double>(size) * per_item;
   if (heterogeneous && items) {
     s.kind = schedule_kind::guided;
     s.min_chunksize = std::min(size, overhead_floor);
@@ -574,6 +578,7 @@ void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr)
   pr.engine_serial_per_item = in.engine.serial_per_item;
   pr.engine_root_per_item = in.engine.root_per_item;
   pr.engine_worker_per_item = in.engine.worker_per_item;
+  pr.engine_measured = in.engine.measured;
   pr.latency_same_node = in.links.same_node.latency_seconds;
   pr.bandwidth_same_node = in.links.same_node.bandwidth_bytes_per_second;
   pr.latency_other_node = in.links.other_node.latency_seconds;

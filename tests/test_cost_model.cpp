@@ -109,6 +109,8 @@ TEST_CASE("a slow uniform function uses every core with chunks near the target d
     const plan small = make_plan(in);
     CHECK(small.chunksize <= 400 / (8 * 8));
     CHECK(reason_says(small, "for balance"));
+    // The dispatcher aims at what the cut chunk takes, so it does not grow it back to the 0.2 s target.
+    CHECK(small.schedule.target_seconds == Approx(static_cast<double>(small.chunksize) * 2e-3).epsilon(0.01));
   }
 }
 

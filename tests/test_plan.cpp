@@ -62,6 +62,10 @@ plan distinct_plan() {
   f.spawn_cost_per_worker = 0.00047;
   f.thread_spawn_cost = 2.9e-5;
   f.chunk_overhead = 6.1e-5;
+  f.engine_serial_per_item = 1.9e-8;
+  f.engine_root_per_item = 2.6e-8;
+  f.engine_worker_per_item = 1.5e-9;
+  f.engine_measured = true;
   f.latency_same_node = 1.1e-6;
   f.bandwidth_same_node = 9.5e9;
   f.latency_other_node = 2.7e-6;
@@ -227,6 +231,10 @@ TEST_CASE("plan JSON round trips every field", "[plan]") {
     CHECK(a.spawn_cost_per_worker == b.spawn_cost_per_worker);
     CHECK(a.thread_spawn_cost == b.thread_spawn_cost);
     CHECK(a.chunk_overhead == b.chunk_overhead);
+    CHECK(a.engine_serial_per_item == b.engine_serial_per_item);
+    CHECK(a.engine_root_per_item == b.engine_root_per_item);
+    CHECK(a.engine_worker_per_item == b.engine_worker_per_item);
+    CHECK(a.engine_measured == b.engine_measured);
     CHECK(a.latency_same_node == b.latency_same_node);
     CHECK(a.bandwidth_same_node == b.bandwidth_same_node);
     CHECK(a.latency_other_node == b.latency_other_node);
@@ -305,6 +313,9 @@ TEST_CASE("optimize plans a parallel run for a 5 ms function over 2000 items", "
   CHECK(first.profile.planning_seconds >= first.profile.benchmark_seconds);
   CHECK(first.profile.planning_seconds < 5.0);  // a runaway; the target (20 ms) is checked by bench/planning_time
   CHECK(first.profile.sampling_seconds >= 20e-3);  // five sampled calls of at least 5 ms
+  // 5 ms items dwarf the engine's nanoseconds: their measurement is skipped, and the plan says so.
+  CHECK_FALSE(first.profile.engine_measured);
+  CHECK_THAT(first.explain(), Contains("assumed, not measured"));
   CHECK(first.sampled_results.size() == 5);
   CHECK(first.data.size() == std::optional<std::size_t>(2000));
 
@@ -331,6 +342,7 @@ TEST_CASE("optimize advises serial for a trivial function", "[plan]") {
   CHECK_THAT(result.reason, Contains("speedup"));
   CHECK(result.estimated_speedup == 1.0);
   CHECK(result.profile.parallel_speedup < 1.2);
+  CHECK(result.profile.engine_measured);  // on items of nanoseconds the engine's cost is what decides
   CHECK_THAT(result.explain(), Contains("serially"));
 }
 

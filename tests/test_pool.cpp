@@ -164,9 +164,11 @@ TEST_CASE("a pool made from a plan keeps its whole chunk policy", "[pool]") {
   optimize_options options;
   options.target_chunk_duration = 0.7;
   const auto targeted = optimize(cheap, data, options);
-  CHECK(targeted.schedule.target_seconds == 0.7);
+  // What the planned chunk takes: the target, or less when chunks were cut for balance.
+  CHECK(targeted.schedule.target_seconds > 0.0);
+  CHECK(targeted.schedule.target_seconds <= 0.7);
   CHECK(targeted.schedule.adaptive);
-  CHECK(pool(targeted).options().schedule.target_seconds == 0.7);
+  CHECK(pool(targeted).options().schedule.target_seconds == targeted.schedule.target_seconds);
 
   options.chunksize = 7;
   options.backend = backend_kind::processes;

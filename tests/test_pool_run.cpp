@@ -102,6 +102,28 @@ TEST_CASE("a pool made from a plan streams in the plan's order", "[pool_run]") {
   }
 }
 
+// The plan cuts chunks below the target duration so every worker gets several; the dispatcher, finding items
+// as long as sampled, must keep that cut (it once grew 1 ms items' chunks of 56 back to the 0.2 s target's 200,
+// and one worker ran a 0.2 s tail alone).
+TEST_CASE("a run whose items take what the sample measured keeps the planned chunks", "[pool_run]") {
+  const auto one_ms = [](const int& x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return x;
+  };
+  optimize_options options;
+  options.backend = backend_kind::threads;
+  options.workers_per_node = 2;
+  const auto planned = optimize(one_ms, numbers(400), options);
+  INFO(planned.explain());
+  REQUIRE_FALSE(planned.serial);
+  REQUIRE(planned.schedule.adaptive);
+  REQUIRE(planned.schedule.chunksize * 1e-3 < 0.5 * options.target_chunk_duration);  // cut for balance
+  pool p(planned);
+  const auto results = p.map(one_ms, planned);
+  CHECK(results.size() == 400);
+  CHECK(p.last_run().replans.empty());
+}
+
 TEST_CASE("local workers are capped at a small multiple of the cores unless forced", "[pool_run]") {
   const int cores = std::max(1, probe_node().usable_cores);
   const int cap = max_workers_per_core * cores;

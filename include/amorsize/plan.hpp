@@ -107,6 +107,7 @@ struct plan_profile {
   double engine_serial_per_item = 0.0;      ///< Seconds the engine adds per item to a serial run (its record).
   double engine_root_per_item = 0.0;        ///< Root seconds the engine spends per item of a parallel run.
   double engine_worker_per_item = 0.0;      ///< Worker seconds the engine adds per item beyond the function.
+  bool engine_measured = false;             ///< False when the engine's costs were assumed, not measured.
   double latency_same_node = 0.0;           ///< One-way MPI latency root to a rank on its node (0: not measured).
   double bandwidth_same_node = 0.0;         ///< MPI bandwidth root to a rank on its node, bytes/s.
   double latency_other_node = 0.0;          ///< One-way MPI latency root to a rank on another node.

@@ -210,7 +210,7 @@ section_ranks() {
 # Shell tasks: xargs -P, GNU parallel and amorsize-run run shell (bench/task_farm.sh) on `true` and 10 ms sleeps.
 section_shell() {
   local rep tasks
-  tasks=$(scaled 1000 40)
+  tasks=$(scaled 400 40)
   for ((rep = 1; rep <= reps; rep++)); do
     measure shell tasks farm "$rep" bench/task_farm.sh --jsonl "$run" "$tasks"
   done

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh dev
+scripts/build.sh dev amorsize-run  # the runner alone: the tests build with scripts/test.sh
 run=build/dev/amorsize-run
 (($# == 0)) || exec "$run" run "$@"
 

@@ -393,7 +393,7 @@ void run_reporter::sampled_failure(std::size_t index, const std::string& failure
   if (impl_->sampled_failures++ == 0) impl_->first_sampled_failure = impl_->describe(index, failure);
 }
 
-void run_reporter::planned(const plan& p, std::size_t sampled) {
+void run_reporter::planned(const plan& p, std::size_t sampled, bool more_to_run) {
   impl& m = *impl_;
   m.planned_at = monotonic_seconds();
   m.sampled = sampled;
@@ -402,7 +402,6 @@ void run_reporter::planned(const plan& p, std::size_t sampled) {
   m.workers = p.serial ? 1 : p.n_jobs;
   // Stop only when tasks beyond the sampled ones are left (a list that was sampled whole has run)
   // and no retries were asked for (with them, first attempts are expected to fail at times).
-  const bool more_to_run = !m.total || *m.total > sampled;
   check_on_root([&] {
     if (sampled > 0 && m.sampled_failures == sampled && more_to_run && m.options.retries == 0) {
       throw sample_error("every sampled " + singular(m.noun) + " failed (" + std::to_string(sampled) + " of " +
@@ -444,6 +443,8 @@ pool_options run_reporter::running_options(const plan& p) {
 }
 
 bool run_reporter::interrupted() const { return impl_->stop.requested() && !impl_->stopped_by_failures; }
+
+bool run_reporter::stops_at_first_failure() const { return impl_->policy == error_policy::stop; }
 
 bool run_reporter::may_retry(int attempt) const {
   return attempt <= impl_->options.retries && !impl_->stop.requested();

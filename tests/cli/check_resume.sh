@@ -84,11 +84,13 @@ expect 0 "--resume --retry-failed once the cause is fixed"
 [[ $(exactly_once tasks.jsonl 40) == 40 ]] || fail "--retry-failed"
 ! grep -q '"error"' tasks.jsonl || fail "error records left after --retry-failed"
 
-# --retries: a task that fails on its first run only succeeds on its second attempt.
-run shell --input tasks.txt --command "sh -c 'test -e try_{}; s=\$?; touch try_{}; exit \$s'" --retries 2 --output retries.jsonl -q
-expect 0 "--retries 2 over tasks failing once"
-[[ $(grep -c '"attempt":2' retries.jsonl) == 40 ]] || fail "not every task has its second attempt's record"
+# --retries: a task that fails on its first two runs succeeds on its third attempt, its last one.
+run shell --input tasks.txt --command "sh -c 'n=\$(cat try_{} 2>/dev/null || echo 0); echo \$((n + 1)) >try_{}; test \$n -ge 2'" \
+  --retries 2 --output retries.jsonl -q
+expect 0 "--retries 2 over tasks failing twice"
+[[ $(grep -c '"attempt":3' retries.jsonl) == 40 ]] || fail "not every task has its third attempt's record"
 [[ $(exactly_once retries.jsonl 40) == 40 ]] || fail "--retries wrote an item twice"
+[[ $(cat try_{1..40} | sort -u) == 3 ]] || fail "a task did not run exactly three times"
 
 # --max-failures: half of the tasks fail; the run stops soon after the third failure.
 seq 1 400 >many.txt
@@ -99,10 +101,18 @@ grep -q "stopped after .* failed tasks (--max-failures 3)" stderr || fail "--max
 run shell --input many.txt --command true --max-failures 5% --output /dev/null -q
 expect 0 "--max-failures 5% of tasks that succeed"
 
-# --timeout: a task past it is killed with its whole process group and recorded as timed out.
+# --on-error stop: a task that exits non-zero stops the run; each task never started gets a "not run" record.
+run shell --input many.txt --command "sh -c 'sleep 0.01; test {} -ne 60'" --on-error stop --output stop.jsonl -q
+expect 7 "--on-error stop"
+[[ $(exactly_once stop.jsonl 400) == 400 ]] || fail "--on-error stop lost a task"
+grep -q '"exit_code":1' stop.jsonl || fail "--on-error stop: no record of the failed task"
+(($(grep -c '"error":"not run: stopped after' stop.jsonl) > 0)) || fail "--on-error stop ran every task"
+
+# --timeout: a task past it is killed with its whole process group and recorded as timed out, on a
+# worker (not sampled) as in the sampler.
 printf '%s\n' 0.1 30.25 >sleeps.txt
 start=$SECONDS
-run shell --input sleeps.txt --command "sh -c 'sleep {}'" --timeout 1 --ordered --output timeouts.jsonl -q
+run shell --input sleeps.txt --command "sh -c 'sleep {}'" --timeout 1 --ordered --sample-size 1 --output timeouts.jsonl -q
 expect 7 "a task past --timeout"
 ((SECONDS - start < 15)) || fail "--timeout 1 did not stop a 30 s task"
 grep -q '"index":1,.*"timed_out":true' timeouts.jsonl || fail "the timed-out task's record does not say so"

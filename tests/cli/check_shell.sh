@@ -57,6 +57,12 @@ stdin_file=stdin.txt shell_run --input - --command 'echo {#}:{}' --output stdin.
 (($(grep -c '' stdin.jsonl) == 3)) || fail "stdin: expected 3 records, got $(grep -c '' stdin.jsonl)"
 (($(count stdin.jsonl '"stdout":"3:z\n"') == 1)) || fail "stdin: task 3 wrong: $(cat stdin.jsonl)"
 
+# A list from stdin short enough to be sampled whole has run, even when every task failed.
+printf 'a\nb\nc\n' >three.txt
+stdin_file=three.txt shell_run --input - --command false --output false.jsonl
+((status == 7)) || fail "three failing tasks from stdin exited $status, expected 7"
+(($(count false.jsonl '"exit_code":1') == 3)) || fail "three failing tasks from stdin: $(cat false.jsonl)"
+
 # Input that can be read only once: a FIFO, /dev/stdin. A line with a NUL byte is an error record, not a shorter argument.
 mkfifo fifo
 (seq 3 >fifo &)

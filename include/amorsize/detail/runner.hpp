@@ -107,10 +107,11 @@ class run_reporter {
   [[nodiscard]] optimize_options planning_options() const;
   /// Counts a sampled item that failed (its function threw, or its record says it failed).
   void sampled_failure(std::size_t index, const std::string& failure);
-  /// Notes the plan and how long it took; when all `sampled` items failed, ends the run on every
-  /// rank with sample_error, since no item is likely to succeed. Opens the outputs and, from here
-  /// on, turns SIGINT, SIGTERM, SIGHUP and SIGUSR1 into a graceful stop.
-  void planned(const plan& p, std::size_t sampled);
+  /// Notes the plan and how long it took; when all `sampled` items failed and `more_to_run` (the
+  /// source holds more than the sampled items), ends the run on every rank with sample_error, since
+  /// no item is likely to succeed. Opens the outputs and, from here on, turns SIGINT, SIGTERM,
+  /// SIGHUP and SIGUSR1 into a graceful stop.
+  void planned(const plan& p, std::size_t sampled, bool more_to_run);
   /// The pool's options for the plan: its workers and chunks, the error policy, the stop request,
   /// the item timeout, the trace's observer.
   [[nodiscard]] pool_options running_options(const plan& p);
@@ -121,6 +122,8 @@ class run_reporter {
   [[nodiscard]] bool interrupted() const;
   /// Writes the record of item `index` (its `record_key` identifies it to --resume; `attempt` counts its runs) and counts it.
   void record(std::size_t index, const std::string& record_key, int attempt, record_fields&& fields);
+  /// True when the run stops at its first failed item (--on-error stop).
+  [[nodiscard]] bool stops_at_first_failure() const;
   /// Writes the records gathered so far when due: call it when a chunk's last record was taken.
   void chunk_done();
   /// Adds the counters of one pool call (the run, then each round of retries).
@@ -189,7 +192,7 @@ job_needs needs_of(const J& job) {
   if constexpr (requires { job.check(); }) needs.check = [&job] { job.check(); };
   if constexpr (requires { job.inputs(); }) needs.inputs = job.inputs();
   if constexpr (requires { job.needs_processes(); }) needs.needs_processes = job.needs_processes();
-  needs.stops_own_items = requires { job.set_item_timeout(1.0); };
+  needs.stops_own_items = requires(J& mutable_job) { mutable_job.set_item_timeout(1.0); };
   return needs;
 }
 
@@ -240,16 +243,20 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
       }
     }
   }
-  reporter.planned(*planned, planned->sampled_results.size());
+  // A list that ended within the sample (even one read from a pipe, of unknown size) has run whole.
+  const std::size_t sampled = planned->sampled_results.size();
+  const std::optional<std::size_t> left = planned->data.size();  // the sampled items included
+  reporter.planned(*planned, sampled, !left || *left > sampled);
 
   pool_options po = reporter.running_options(*planned);
   po.worker_setup = setup;
   pool workers(po);
   std::vector<std::pair<std::size_t, item>> again;  // failed items to run once more, by original index
-  // Writes the record of a finished item, or keeps the item for the next round when it failed and may run again.
-  const auto settle = [&](std::size_t index, const auto& result, int attempt) {
-    record_fields fields = result.ok() ? job.record(result.value()) : error_fields(result.error());
-    std::optional<item> kept = items.take_item(index);
+  // Writes the record of a finished item (`kept`: the item, when failed items may run again), or
+  // keeps the item for the next round when it failed and may run again; a failure its record shows
+  // (a task's exit code) also counts for --on-error stop, as one that threw does in the pool.
+  const auto settle = [&](auto& records, std::size_t index, const auto& r, int attempt, std::optional<item> kept) {
+    record_fields fields = r.ok() ? job.record(r.value()) : error_fields(r.error());
     if (!fields.failure.empty() && reporter.interrupted()) {
       (void)items.take_key(index);  // no record: it runs again on --resume
       return;
@@ -258,24 +265,28 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
       again.emplace_back(index, std::move(*kept));
       return;
     }
+    if (r.ok() && !fields.failure.empty() && reporter.stops_at_first_failure()) records.fail(r.index());
     reporter.record(index, items.take_key(index), attempt, std::move(fields));
   };
   {
     auto records = workers.stream(fn, *planned);
     while (auto r = records.next()) {
-      settle(items.original_index(r->index()), *r, 1);
+      const std::size_t index = items.original_index(r->index());
+      settle(records, index, *r, 1, items.take_item(index));
       if (records.buffered() == 0) reporter.chunk_done();
     }
     reporter.add_stats(records.stats());
   }
   for (int attempt = 2; root_count(reporter.may_retry(attempt - 1) ? again.size() : 0) > 0; ++attempt) {
+    // Each round runs copies: the kept items stay here, to run again after another failure.
     std::vector<std::pair<std::size_t, item>> round = std::move(again);
     again.clear();
     std::vector<item> round_items;
-    for (auto& [index, value] : round) round_items.push_back(std::move(value));
+    for (const auto& entry : round) round_items.push_back(entry.second);
     auto records = workers.stream(fn, std::move(round_items));
     while (auto r = records.next()) {
-      settle(round[r->index()].first, *r, attempt);
+      auto& [index, kept] = round[r->index()];
+      settle(records, index, *r, attempt, std::move(kept));
       if (records.buffered() == 0) reporter.chunk_done();
     }
     reporter.add_stats(records.stats());

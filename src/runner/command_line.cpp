@@ -74,6 +74,19 @@ std::string plain_words(const std::string& message) {
   return message;
 }
 
+/// Returns CLI11's parse error `e` of `app` in plain words, with the help that lists what the
+/// command parsed so far takes (`run synthetic --help` for an option of another job).
+std::string usage_message(const std::string& name, const CLI::App& app, const CLI::ParseError& e) {
+  std::string where = name;
+  for (std::vector<CLI::App*> parsed = app.get_subcommands(); !parsed.empty(); parsed = parsed.front()->get_subcommands()) {
+    where += " " + parsed.front()->get_name();
+  }
+  if (where == name && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    return "a command is required: " + name + " plan JOB or " + name + " run JOB (see " + name + " --help)";
+  }
+  return plain_words(e.what()) + " (see " + where + " --help)";
+}
+
 }  // namespace
 
 void job_registry::add_entry(entry e) {
@@ -119,7 +132,7 @@ int run_command_line(const job_registry& jobs, int argc, char** argv, std::strin
     } catch (const CLI::CallForAllHelp& e) {
       return app.exit(e);
     } catch (const CLI::ParseError& e) {
-      return report_failure(name, plain_words(e.what()) + " (see " + name + " --help)", exit_code::usage);
+      return report_failure(name, usage_message(name, app, e), exit_code::usage);
     }
     for (const bound_job& b : bound) {
       if (!b.command->parsed()) continue;

@@ -326,10 +326,18 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   m.trace_file.path = run.trace;
   m.processes_reason = job.needs_processes;
   m.job_stops_own_items = job.stops_own_items;
-  if (const std::string& limit = run.max_failures; !limit.empty() && limit.back() == '%') {
-    m.max_failure_share = parse_number(std::string_view(limit).substr(0, limit.size() - 1), "--max-failures", 0.001, 100.0) / 100;
-  } else if (!limit.empty()) {
-    m.max_failures = parse_number<std::size_t>(limit, "--max-failures", 1, std::numeric_limits<std::size_t>::max());
+  if (const std::string& limit = run.max_failures; !limit.empty()) {
+    // Either form's error names both: a count N, or a share P% of all items.
+    try {
+      if (limit.back() == '%') {
+        m.max_failure_share = parse_number(std::string_view(limit).substr(0, limit.size() - 1), "--max-failures", 0.001, 100.0) / 100;
+      } else {
+        m.max_failures = parse_number<std::size_t>(limit, "--max-failures", 1, std::numeric_limits<std::size_t>::max());
+      }
+    } catch (const error& e) {
+      throw error(e.code(), "--max-failures must be a count of failed " + m.noun + " (a whole number, 1 or more) or a share " +
+                                "of all of them (0.001% to 100%, e.g. 5%), got '" + limit + "'");
+    }
   }
   // Only the root writes and reads the input: its failure ends every rank with its error, never a hang.
   check_on_root([&] {

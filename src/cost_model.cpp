@@ -209,18 +209,24 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
 
   const auto& root = cl.nodes.front();
   if (rq.workers_per_node) {
-    out.reason += format("%d workers per node, as asked. ", *rq.workers_per_node);
+    out.reason += format("%s per node, as asked. ", text::count_of(*rq.workers_per_node, "worker").c_str());
   } else if (compute_bound) {
-    out.reason += format("%d workers on the root's node: %d usable cores (%d physical, %d logical%s)",
-                         workers[0], root.usable_cores, root.physical_cores, root.logical_cores,
+    out.reason += format("%s on the root's node: %d usable cores (%d physical, %d logical%s)",
+                         text::count_of(workers[0], "worker").c_str(), root.usable_cores, root.physical_cores, root.logical_cores,
                          root.cpu_quota > 0.0 ? format(", CPU quota %.1f", root.cpu_quota).c_str() : "");
     out.reason += demand > 1.0 ? format(" shared by workers that run %.0f threads each. ", demand) : ". ";
   } else {
-    out.reason += format("%d workers on the root's node: the function waits most of the time (CPU %.0f%% of wall), "
+    out.reason += format("%s on the root's node: the function waits most of the time (CPU %.0f%% of wall), "
                          "so up to %.0f workers share each core. ",
-                         workers[0], 100.0 * w.cpu_per_wall, 1.0 / demand);
+                         text::count_of(workers[0], "worker").c_str(), 100.0 * w.cpu_per_wall, 1.0 / demand);
   }
-  if (demand > 1.0 || w.threads_inside > 1) {
+  if (demand <= 1.0 && w.threads_inside > 1) {
+    out.warn(warning_kind::nested_parallelism,
+             format("Nested parallelism: the call runs on %d threads (the calling one included) but keeps %.1f "
+                    "core(s) busy (CPU/wall), so workers per node are not cut (%d). If its threads compete for the "
+                    "cores, pin them to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1).",
+                    w.threads_inside, w.cpu_per_wall, workers[0]));
+  } else if (demand > 1.0) {
     out.warn(warning_kind::nested_parallelism,
              format("Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to "
                     "avoid oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, "
@@ -351,6 +357,12 @@ backend_kind choose_backend(const model_inputs& in, bool asked, std::optional<st
   if (asked) {
     out.reason += format("Local %s, as asked. ", std::string(to_string(assumed)).c_str());
     return assumed;
+  }
+  if (in.work.crashed > 0) {
+    out.reason += format("Processes: %zu sampled item(s) crashed the sampler, and only a worker process can die without "
+                         "ending the run. ",
+                         in.work.crashed);
+    return backend_kind::processes;
   }
   if (transfer_share > 0.1 || startup_share > 0.1) {
     out.reason += transfer_share > 0.1
@@ -494,8 +506,8 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
   } else if (p.speedup < rq.min_speedup && !forced) {
     const unit_costs costs = costs_of(in);
     out.serial = true;
-    out.reason += format("Serial: the predicted speedup %.2fx on %d workers is below %.1fx; ", p.speedup, workers,
-                         rq.min_speedup);
+    out.reason += format("Serial: the predicted speedup %.2fx on %s is below %.1fx; ", p.speedup,
+                         text::count_of(workers, "worker").c_str(), rq.min_speedup);
     out.reason += format("items take %s, the engine adds %s per item on the root and %s in a worker, each chunk "
                          "costs %s to dispatch and each worker %s to start. ",
                          text::seconds(in.work.mean_seconds).c_str(), text::seconds(costs.item_root).c_str(),
@@ -522,6 +534,8 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     out.backend = backend_kind::serial;
     out.n_jobs = 1;
     out.estimated_speedup = 1.0;
+    // A serial run shares no process with workers: the warning about threads does not apply.
+    std::erase_if(out.warnings, [](const plan_warning& w) { return w.kind == warning_kind::threads_not_crash_isolated; });
   }
 }
 

@@ -22,9 +22,34 @@
 #include <string>
 #include <sys/resource.h>
 #include <thread>
+#include <tuple>
+#include <vector>
 #include <unistd.h>
 
 namespace amorsize {
+namespace {
+
+/// Returns the median of the slopes between pairs of points, pairs of two first items left out
+/// (Theil-Sen): one cold call among the first items cannot tilt it, as it tilts least squares.
+/// `points` are (position, seconds, first item?); nullopt when no pair spans two positions.
+std::optional<double> median_slope(const std::vector<std::tuple<double, double, bool>>& points) {
+  std::vector<double> slopes;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto& [xi, yi, head_i] = points[i];
+    for (std::size_t j = i + 1; j < points.size(); ++j) {
+      const auto& [xj, yj, head_j] = points[j];
+      if ((head_i && head_j) || xi == xj) continue;
+      slopes.push_back((yj - yi) / (xj - xi));
+    }
+  }
+  if (slopes.empty()) return std::nullopt;
+  const auto middle = slopes.begin() + static_cast<std::ptrdiff_t>(slopes.size() / 2);
+  std::nth_element(slopes.begin(), middle, slopes.end());
+  if (slopes.size() % 2 == 1) return *middle;
+  return 0.5 * (*middle + *std::max_element(slopes.begin(), middle));
+}
+
+}  // namespace
 
 void sample_stats::summarise() {
   count = item_seconds.size();
@@ -44,21 +69,21 @@ void sample_stats::summarise() {
 
 void sample_stats::add_spread() {
   if (spread_seconds.empty() || item_seconds.empty()) return;
-  std::vector<std::pair<double, double>> points;  // (position, seconds)
-  for (std::size_t i = 0; i < item_seconds.size(); ++i) points.emplace_back(static_cast<double>(i), item_seconds[i]);
+  std::vector<std::tuple<double, double, bool>> points;  // (position, seconds, one of the first items?)
+  for (std::size_t i = 0; i < item_seconds.size(); ++i) points.emplace_back(static_cast<double>(i), item_seconds[i], true);
   for (std::size_t j = 0; j < spread_seconds.size(); ++j) {
-    points.emplace_back(static_cast<double>(spread_positions[j]), spread_seconds[j]);
+    points.emplace_back(static_cast<double>(spread_positions[j]), spread_seconds[j], false);
   }
   const double head = static_cast<double>(count + failed);
   double last = 0.0;
-  for (const auto& [x, y] : points) last = std::max(last, x);
+  for (const auto& [x, y, first] : points) last = std::max(last, x);
   const double items = std::max({static_cast<double>(source_items), last + 1.0, head});
   // The first items stand for their own positions, the spread sample (one item per stratum) for the rest.
   const double head_mean = total_seconds / static_cast<double>(count);
   const double spread_mean =
       std::accumulate(spread_seconds.begin(), spread_seconds.end(), 0.0) / static_cast<double>(spread_seconds.size());
   mean_seconds = (head * head_mean + (items - head) * spread_mean) / items;
-  for (const auto& [x, y] : points) {
+  for (const auto& [x, y, first] : points) {
     min_seconds = std::min(min_seconds, y);
     max_seconds = std::max(max_seconds, y);
   }
@@ -66,10 +91,11 @@ void sample_stats::add_spread() {
   const bool stratified = spread_seconds.size() >= 4;
   const double deviation = stratified ? detail::sample_stddev(spread_seconds, spread_mean) : detail::sample_stddev(item_seconds, head_mean);
   cv = mean_seconds > 0.0 ? deviation / mean_seconds : 0.0;
-  // Least squares of time on position (0 at the first item, 1 at the last).
-  detail::line_fit fit;
-  for (const auto& [x, y] : points) fit.add(x / std::max(1.0, items - 1.0), y);
-  trend = fit.defined() && mean_seconds > 0.0 ? fit.slope() / mean_seconds : 0.0;
+  // The change of time along the source (position 0 at the first item, 1 at the last), robustly
+  // fitted; a line through times that stay positive changes by at most twice its mean.
+  for (auto& [x, y, first] : points) x /= std::max(1.0, items - 1.0);
+  const std::optional<double> slope = median_slope(points);
+  trend = slope && mean_seconds > 0.0 ? std::clamp(*slope / mean_seconds, -2.0, 2.0) : 0.0;
 }
 
 bool sample_stats::unreliable() const {
@@ -316,6 +342,11 @@ void sample_accumulator::add_success(const call_cost& cost) {
 
 void sample_accumulator::add_failure(std::size_t index, std::string message) {
   stats_.errors.push_back({index, std::move(message)});
+}
+
+void sample_accumulator::add_crash(std::size_t index, std::string message) {
+  add_failure(index, std::move(message));
+  ++stats_.crashed;
 }
 
 sample_stats sample_accumulator::finish(std::size_t items) {

@@ -25,6 +25,8 @@ std::string seconds(double s) {
   return format("%.2f s", s);
 }
 
+std::string count_of(long long n, const char* noun) { return format("%lld %s%s", n, noun, n == 1 ? "" : "s"); }
+
 std::string bytes(double b) {
   constexpr double kib = 1024.0;
   if (b < kib) return format("%.0f B", b);

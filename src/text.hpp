@@ -18,6 +18,9 @@ std::string seconds(double s);
 /// Formats a byte count with a binary unit ("512 B", "1.5 KiB", "2.0 MiB").
 std::string bytes(double b);
 
+/// Formats a count and its noun, plural unless the count is 1 ("1 worker", "3 workers").
+std::string count_of(long long n, const char* noun);
+
 /// Parses the whole of `text` as a number of type T; nullopt when it is empty or holds anything else.
 template <typename T>
 std::optional<T> parse_number(std::string_view text) {

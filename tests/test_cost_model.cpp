@@ -348,6 +348,16 @@ TEST_CASE("locally, large results or costly process start-up choose threads, oth
     CHECK(reason_says(p, "Threads: moving each item"));
     CHECK(p.has_warning(warning_kind::threads_not_crash_isolated));
   }
+  SECTION("a sampled item crashed the sampler: processes, which survive it, where threads would move results faster") {
+    model_inputs in = local_inputs(10e-3, 2000, 2);
+    in.work.result_bytes = 4e6;  // 2 ms of a 10 ms item to move between processes
+    CHECK(make_plan(in).backend == backend_kind::threads);
+    in.work.crashed = 1;
+    const plan p = make_plan(in);
+    CHECK(p.backend == backend_kind::processes);
+    CHECK(reason_says(p, "crashed the sampler"));
+    CHECK_FALSE(p.has_warning(warning_kind::threads_not_crash_isolated));
+  }
   SECTION("a short run where starting processes dominates: threads") {
     model_inputs in = local_inputs(2e-3, 40, 8);
     in.local.process_spawn_per_worker = 5e-3;
@@ -366,6 +376,22 @@ TEST_CASE("locally, large results or costly process start-up choose threads, oth
     in.work.result_bytes = 2e5;
     CHECK(make_plan(in).backend == backend_kind::mpi);
   }
+}
+
+TEST_CASE("one cold first call does not make a trend of flat items", "[cost_model][spread]") {
+  // 100000 items of about 50 ns, the first call 10 us (a cold cache, a lazy initialisation).
+  sample_stats s;
+  s.item_seconds = {10e-6, 48e-9, 52e-9, 49e-9, 51e-9};
+  s.summarise();
+  for (std::size_t j = 0; j < 16; ++j) {
+    s.spread_positions.push_back(5 + static_cast<std::size_t>((j + 0.5) * 99995.0 / 16.0));
+    s.spread_seconds.push_back(j % 2 == 0 ? 49e-9 : 51e-9);
+  }
+  s.spread_total_seconds = 16 * 50e-9;
+  s.source_items = 100000;
+  s.add_spread();
+  CHECK(std::abs(s.trend) < 0.1);  // least squares made it about -7000%
+  CHECK(s.mean_seconds == Approx(50e-9).epsilon(0.05));
 }
 
 TEST_CASE("the cost model plans a rising trend from the spread sample, in parallel and guided", "[cost_model][spread]") {

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     if (record) sum += *record;
     if (++handed == stop_after) stop.drain(10.0);
   }
+  if (!amorsize::session::current().is_root()) return 0;  // under mpirun the other ranks were the workers
   const amorsize::run_stats stats = records.stats();
   std::printf("%zu records (%zu from the journal), checksum %ld%s\n", stats.items, stats.journaled, sum,
               stats.stopped ? ": stopped, run again to finish" : "");

@@ -34,7 +34,8 @@ struct sample_stats {
   std::uint64_t memory_per_call = 0;      ///< Largest peak resident-memory growth of one call (or its largest child process), in bytes.
   bool cut_for_memory = false;            ///< Sampling stopped early: the results kept for reuse reached the memory budget.
   std::vector<double> item_seconds;       ///< Wall time of each successful sampled call.
-  std::vector<item_error> errors;         ///< The sampled items that threw.
+  std::vector<item_error> errors;         ///< The sampled items that threw (or crashed the sampler).
+  std::size_t crashed = 0;                ///< Sampled items that crashed the sampler process: only worker processes survive them.
   std::vector<std::size_t> spread_positions; ///< Source positions of the spread sample: items far into a random-access source, measured and run again in the run.
   std::vector<double> spread_seconds;     ///< Wall time of each spread item (same order as spread_positions).
   double spread_total_seconds = 0.0;      ///< Wall time of the spread calls together (spent once more in the run).
@@ -126,8 +127,10 @@ class sample_accumulator {
  public:
   /// Adds a call that returned a result.
   void add_success(const call_cost& cost);
-  /// Adds a call that threw (or crashed its process) on the item at `index`.
+  /// Adds a call that threw on the item at `index`.
   void add_failure(std::size_t index, std::string message);
+  /// Adds a call that crashed its process on the item at `index`.
+  void add_crash(std::size_t index, std::string message);
   /// Returns the summary of `items` sampled items; throws sample_error when every call failed.
   sample_stats finish(std::size_t items);
 

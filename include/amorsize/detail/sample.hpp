@@ -317,7 +317,7 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
       throw setup_error::in_worker(0, failed->reason);  // the sampler stops with `sampler`
     } else {
       const auto& lost = std::get<engine::worker_lost>(*event);
-      sampled.add_failure(index, "its worker died while running it (" + lost.reason + ")");
+      sampled.add_crash(index, "its worker died while running it (" + lost.reason + ")");
     }
     out.results.push_back(std::move(result));
     if (kept_bytes > sample_result_budget && index + 1 < count) {

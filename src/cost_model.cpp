@@ -359,9 +359,8 @@ backend_kind choose_backend(const model_inputs& in, bool asked, std::optional<st
     return assumed;
   }
   if (in.work.crashed > 0) {
-    out.reason += format("Processes: %zu sampled item(s) crashed the sampler, and only a worker process can die without "
-                         "ending the run. ",
-                         in.work.crashed);
+    out.reason += format("Processes: %s crashed the sampler, and only a worker process can die without ending the run. ",
+                         text::count_of(static_cast<long long>(in.work.crashed), "sampled item").c_str());
     return backend_kind::processes;
   }
   if (transfer_share > 0.1 || startup_share > 0.1) {

@@ -152,8 +152,8 @@ class stream_state {
   virtual run_stats stats() const = 0;
   /// Returns how many records have come back and wait to be taken.
   virtual std::size_t buffered() const { return 0; }
-  /// Applies the error policy to a failure its caller found in item `index`'s result.
-  virtual void fail(std::size_t index) { (void)index; }
+  /// Stops the run as error_policy::stop does after item `index` failed.
+  virtual void stop_after_failure(std::size_t index) { (void)index; }
 };
 
 }  // namespace detail
@@ -206,11 +206,11 @@ class result_stream {
   /// Returns how many records have come back and wait to be taken: 0 when the record just taken
   /// ends its chunk (a caller that writes records can flush then).
   [[nodiscard]] std::size_t buffered() const { return state_ ? state_->buffered() : 0; }
-  /// Counts item `index` as failed for the error policy, for a failure the caller finds in a result
-  /// (a command's non-zero exit code): under error_policy::stop no item starts from now on, and
-  /// those never started get "not run" records, as after an item that threw.
-  void fail(std::size_t index) {
-    if (state_) state_->fail(index);
+  /// Stops the run as error_policy::stop does after an item that threw, for a failure the caller
+  /// finds in item `index`'s result (a command's non-zero exit code): no item starts from now on,
+  /// and those never started get "not run" records.
+  void stop_after_failure(std::size_t index) {
+    if (state_) state_->stop_after_failure(index);
   }
 
  private:

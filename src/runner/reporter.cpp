@@ -434,7 +434,7 @@ void run_reporter::planned(const plan& p, std::size_t sampled, bool more_to_run)
 pool_options run_reporter::running_options(const plan& p) {
   impl& m = *impl_;
   pool_options po = pool(p).options();
-  po.on_error = m.policy;
+  po.on_error = error_policy::keep_going;  // run_job applies --on-error to failures of every kind, after retries
   po.verbose = m.planner.verbose;
   po.on_chunk = [&m](const chunk_span& c) {
     m.last_sent = std::max(m.last_sent, c.sent);

@@ -107,6 +107,11 @@ expect 7 "--on-error stop"
 [[ $(exactly_once stop.jsonl 400) == 400 ]] || fail "--on-error stop lost a task"
 grep -q '"exit_code":1' stop.jsonl || fail "--on-error stop: no record of the failed task"
 (($(grep -c '"error":"not run: stopped after' stop.jsonl) > 0)) || fail "--on-error stop ran every task"
+# With --retries 1 the failure that stops the run is the second one of the same task.
+run shell --input many.txt --command "sh -c 'test {} -ne 60'" --on-error stop --retries 1 --output stop2.jsonl -q
+expect 7 "--on-error stop --retries 1"
+[[ $(exactly_once stop2.jsonl 400) == 400 ]] || fail "--on-error stop --retries 1 lost a task"
+grep -q '"index":59,.*"attempt":2,.*"exit_code":1' stop2.jsonl || fail "--on-error stop --retries 1: task 60 did not fail twice"
 
 # --timeout: a task past it is killed with its whole process group and recorded as timed out, on a
 # worker (not sampled) as in the sampler.

@@ -169,7 +169,7 @@ class stream_base : public stream_state<R> {
       ++stats_.items;
       if (!record->ok()) {
         ++stats_.errors;
-        fail(record->index());
+        if (options_.on_error == error_policy::stop) stop_after_failure(record->index());
       }
     }
     // The clock is read once per chunk (when its last record is taken) and at the end, not per record.
@@ -179,8 +179,8 @@ class stream_base : public stream_state<R> {
 
   run_stats stats() const override { return stats_; }
 
-  void fail(std::size_t index) final {
-    if (options_.on_error != error_policy::stop || stopping_) return;
+  void stop_after_failure(std::size_t index) final {
+    if (stopping_) return;
     stopping_ = true;
     stop_index_ = index;
     on_stop();
@@ -428,7 +428,7 @@ class journal_stream final : public stream_state<R> {
 
   /// Returns the run's records that wait to be taken (the journal's are not part of any chunk).
   std::size_t buffered() const override { return run_->buffered() + (held_ ? 1 : 0); }
-  void fail(std::size_t index) override { run_->fail(index); }
+  void stop_after_failure(std::size_t index) override { run_->stop_after_failure(index); }
 
  private:
   /// Returns the run's next record with its original index; at the end, writes the journal and

@@ -251,21 +251,33 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
   pool_options po = reporter.running_options(*planned);
   po.worker_setup = setup;
   pool workers(po);
-  std::vector<std::pair<std::size_t, item>> again;  // failed items to run once more, by original index
+  /// A failed item kept to run once more: its original index, the item and its last failure.
+  struct retry {
+    std::size_t index;
+    item value;
+    int attempt;
+    record_fields failure;
+  };
+  std::vector<retry> again;
+  bool stopping = false;  // --on-error stop met a failure with no retry left: nothing more runs again
   // Writes the record of a finished item (`kept`: the item, when failed items may run again), or
-  // keeps the item for the next round when it failed and may run again; a failure its record shows
-  // (a task's exit code) also counts for --on-error stop, as one that threw does in the pool.
+  // keeps the item for the next round when it failed and may run again. Under --on-error stop, the
+  // first failure with no retry left (an exception, a task that exited non-zero) stops the run.
   const auto settle = [&](auto& records, std::size_t index, const auto& r, int attempt, std::optional<item> kept) {
     record_fields fields = r.ok() ? job.record(r.value()) : error_fields(r.error());
-    if (!fields.failure.empty() && reporter.interrupted()) {
+    const bool failed = !fields.failure.empty();
+    if (failed && reporter.interrupted()) {
       (void)items.take_key(index);  // no record: it runs again on --resume
       return;
     }
-    if (!fields.failure.empty() && kept && reporter.may_retry(attempt)) {
-      again.emplace_back(index, std::move(*kept));
+    if (failed && kept && !stopping && reporter.may_retry(attempt)) {
+      again.push_back({index, std::move(*kept), attempt, std::move(fields)});
       return;
     }
-    if (r.ok() && !fields.failure.empty() && reporter.stops_at_first_failure()) records.fail(r.index());
+    if (failed && !stopping && reporter.stops_at_first_failure()) {
+      stopping = true;
+      records.stop_after_failure(r.index());
+    }
     reporter.record(index, items.take_key(index), attempt, std::move(fields));
   };
   {
@@ -277,19 +289,24 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
     }
     reporter.add_stats(records.stats());
   }
-  for (int attempt = 2; root_count(reporter.may_retry(attempt - 1) ? again.size() : 0) > 0; ++attempt) {
+  for (int attempt = 2; root_count(!stopping && reporter.may_retry(attempt - 1) ? again.size() : 0) > 0; ++attempt) {
     // Each round runs copies: the kept items stay here, to run again after another failure.
-    std::vector<std::pair<std::size_t, item>> round = std::move(again);
+    std::vector<retry> round = std::move(again);
     again.clear();
     std::vector<item> round_items;
-    for (const auto& entry : round) round_items.push_back(entry.second);
+    for (const retry& entry : round) round_items.push_back(entry.value);
     auto records = workers.stream(fn, std::move(round_items));
     while (auto r = records.next()) {
-      auto& [index, kept] = round[r->index()];
-      settle(records, index, *r, attempt, std::move(kept));
+      retry& entry = round[r->index()];
+      settle(records, entry.index, *r, attempt, std::move(entry.value));
       if (records.buffered() == 0) reporter.chunk_done();
     }
     reporter.add_stats(records.stats());
+  }
+  // A stop on error leaves the items kept to run again with their last failure as record (after a
+  // stop signal they get none: they run on --resume).
+  if (!reporter.interrupted()) {
+    for (retry& entry : again) reporter.record(entry.index, items.take_key(entry.index), entry.attempt, std::move(entry.failure));
   }
   return reporter.finish(*planned);
 }

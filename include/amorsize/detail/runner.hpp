@@ -185,6 +185,10 @@ std::function<void()> setup_of(const J& job) {
   else return {};
 }
 
+/// A job that stops its own items after --timeout (its set_item_timeout is called before the run).
+template <class J>
+concept sets_item_timeout = requires(J& job) { job.set_item_timeout(1.0); };
+
 /// Returns what the runner must know of `job` before it runs: its optional check(), inputs() and needs_processes().
 template <class J>
 job_needs needs_of(const J& job) {
@@ -192,7 +196,7 @@ job_needs needs_of(const J& job) {
   if constexpr (requires { job.check(); }) needs.check = [&job] { job.check(); };
   if constexpr (requires { job.inputs(); }) needs.inputs = job.inputs();
   if constexpr (requires { job.needs_processes(); }) needs.needs_processes = job.needs_processes();
-  needs.stops_own_items = requires(J& mutable_job) { mutable_job.set_item_timeout(1.0); };
+  needs.stops_own_items = sets_item_timeout<J>;
   return needs;
 }
 
@@ -216,7 +220,7 @@ int plan_job(const J& job, const planner_cli& planner) {
 template <job J>
 int run_job(J& job, const planner_cli& planner, const run_cli& run) {
   using item = typename J::item_type;
-  if constexpr (requires { job.set_item_timeout(1.0); }) {
+  if constexpr (sets_item_timeout<J>) {
     if (run.timeout) job.set_item_timeout(*run.timeout);
   }
   run_reporter reporter(planner, run, noun_of<J>(), needs_of(job));
@@ -303,8 +307,8 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
     }
     reporter.add_stats(records.stats());
   }
-  // A stop on error leaves the items kept to run again with their last failure as record (after a
-  // stop signal they get none: they run on --resume).
+  // A stop on error or by --max-failures leaves the items kept to run again with their last failure
+  // as record (after a stop signal they get none: they run on --resume).
   if (!reporter.interrupted()) {
     for (retry& entry : again) reporter.record(entry.index, items.take_key(entry.index), entry.attempt, std::move(entry.failure));
   }

@@ -227,12 +227,16 @@ std::vector<int> choose_workers(const model_inputs& in, plan& out) {
                     "cores, pin them to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1).",
                     w.threads_inside, w.cpu_per_wall, workers[0]));
   } else if (demand > 1.0) {
+    // Workers forced by the caller are not cut: say what they cost instead.
+    const std::string effect =
+        rq.workers_per_node
+            ? format("the %d workers per node asked for may oversubscribe the cores", workers[0])
+            : format("workers per node cut to %d to avoid oversubscription", workers[0]);
     out.warn(warning_kind::nested_parallelism,
-             format("Nested parallelism: the function runs %d threads (CPU/wall %.1f); workers per node cut to %d to "
-                    "avoid oversubscription. To run more workers, pin its threads to one (OMP_NUM_THREADS=1, "
-                    "OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1).",
+             format("Nested parallelism: the function runs %d threads (CPU/wall %.1f); %s. To run more workers, pin "
+                    "its threads to one (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, MKL_NUM_THREADS=1).",
                     std::max(w.threads_inside, static_cast<int>(std::round(w.cpu_per_wall))), w.cpu_per_wall,
-                    workers[0]));
+                    effect.c_str()));
   }
   if (!compute_bound) {
     out.warn(warning_kind::waits_on_io,

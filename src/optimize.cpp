@@ -172,6 +172,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       case exit_code::source_failed: throw source_error(what);
       case exit_code::out_of_resources: throw resource_error(what);
       case exit_code::setup_failed: throw setup_error(what);
+      case exit_code::interrupted: throw stopped_error(what);
       default: throw error(code, what);
     }
   }

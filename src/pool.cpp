@@ -98,9 +98,10 @@ void warn_if_no_item_timeout(const pool_options& options, backend_kind backend) 
 
 namespace detail {
 
-void agree_on_call(const std::function<std::string()>& key) {
+void agree_on_call(const std::function<std::string()>& key, const std::string& refusal) {
   session& s = session::current();
-  if (s.mpi() && key) engine::agree_on_call(s, key());
+  if (s.mpi() && key) engine::agree_on_call(s, key(), refusal);
+  if (!refusal.empty()) throw input_error(refusal);
 }
 
 bool hands_records() { return session::current().is_root(); }
@@ -121,8 +122,9 @@ chunk_span span_of(const worker_places& places, const engine::finished_chunk& do
 namespace {
 
 /// start_run without its warning about the item timeout.
-resolved_run resolve_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
-  agree_on_call(call.agreement_key);  // before any other message
+resolved_run resolve_run(const pool_options& options, const call_request& call, const engine::chunk_task& task,
+                         const std::string& refusal) {
+  agree_on_call(call.agreement_key, refusal);  // before any other message
   session& s = session::current();
   const cluster_layout& layout = s.layout();  // collective on first use under MPI: every rank, every backend
   resolved_run run;
@@ -191,8 +193,9 @@ resolved_run resolve_run(const pool_options& options, const call_request& call, 
 
 }  // namespace
 
-resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task) {
-  resolved_run run = resolve_run(options, call, task);
+resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task,
+                       const std::string& refusal) {
+  resolved_run run = resolve_run(options, call, task, refusal);
   if (run.hands_records) warn_if_no_item_timeout(options, run.backend);
   return run;
 }

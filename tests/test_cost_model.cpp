@@ -148,6 +148,14 @@ TEST_CASE("threads inside the function mean fewer workers and a nested-paralleli
   const plan p = make_plan(in);
   CHECK(p.n_jobs == 2);
   CHECK_THAT(warning_message(p, warning_kind::nested_parallelism), Contains("runs 4 threads") && Contains("cut to 2"));
+
+  SECTION("workers forced by the caller are not cut, and the warning says what they cost") {
+    in.request.workers_per_node = 8;
+    const plan forced = make_plan(in);
+    CHECK(forced.n_jobs == 8);
+    CHECK_THAT(warning_message(forced, warning_kind::nested_parallelism),
+               Contains("the 8 workers per node asked for may oversubscribe") && !Contains("cut to"));
+  }
 }
 
 TEST_CASE("a function that mostly waits may have more workers than cores", "[cost_model]") {

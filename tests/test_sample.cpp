@@ -4,6 +4,7 @@
 #include <amorsize/optimize.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/stop.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -147,6 +148,58 @@ TEST_CASE("run_sample stops at the end of a short source", "[sample]") {
   REQUIRE(out.results.size() == 3);
   CHECK(out.results[2] == std::optional<int>(4));
   CHECK_FALSE(src.next().has_value());
+}
+
+TEST_CASE("a stop requested while sampling starts no new sampled call", "[sample][stop]") {
+  stop_request stop;
+  SECTION("a stop before the first call: nothing runs, and planning cannot go on") {
+    const bool in_child = GENERATE(false, true);
+    stop.drain(10.0);
+    auto twice = [](const int& x) { return 2 * x; };
+    auto src = numbers(10);
+    CHECK_THROWS_AS(detail::sample(twice, src, 5, in_child, {}, detail::spread_sample_most, &stop), stopped_error);
+    CHECK(src.next() == std::optional<int>(0));  // no item was taken
+  }
+  SECTION("a stop during a call: that call finishes, keeps its result, and no other starts (no spread sample either)") {
+    auto drains_on_one = [&stop](const int& x) {
+      if (x == 1) stop.drain(10.0);
+      return 2 * x;
+    };
+    auto src = numbers(100);
+    const auto out = detail::sample(drains_on_one, src, 5, false, {}, detail::spread_sample_most, &stop);
+    CHECK(out.items == std::vector<int>{0, 1});
+    REQUIRE(out.results.size() == 2);
+    CHECK(out.results[1] == std::optional<int>(2));
+    CHECK(out.stats.count == 2);
+    CHECK(out.stats.spread_seconds.empty());
+    CHECK(src.next() == std::optional<int>(2));
+  }
+}
+
+namespace {
+stop_request* alarm_stop = nullptr;  // what the SIGALRM handler of the next test triggers
+}  // namespace
+
+// A signal handler triggers the request, as in amorsize-run: the forked sampler runs 30 s items.
+TEST_CASE("abandoning a stop while sampling kills the forked sampler and its call", "[sample][stop]") {
+  stop_request stop;
+  alarm_stop = &stop;
+  struct sigaction action {};
+  action.sa_handler = [](int) { alarm_stop->abandon(); };
+  sigemptyset(&action.sa_mask);
+  REQUIRE(sigaction(SIGALRM, &action, nullptr) == 0);
+  alarm(1);
+  auto slow = [](const int& x) {
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+    return x;
+  };
+  auto src = numbers(10);
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(detail::sample(slow, src, 5, true, {}, detail::spread_sample_most, &stop), stopped_error);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  alarm(0);
+  signal(SIGALRM, SIG_DFL);
+  alarm_stop = nullptr;
 }
 
 // Needs two free cores, which other processes on a small machine may hold: up to three tries,
@@ -460,6 +513,23 @@ TEST_CASE("optimize survives a function that crashes its process on a sampled it
   REQUIRE(result.sample_errors.size() == 1);
   CHECK(result.sample_errors[0].index == 2);
   CHECK_THAT(result.sample_errors[0].message, Contains("died") && Contains("signal 9"));
+}
+
+TEST_CASE("an item of the spread sample that crashes the sampler makes the plan use worker processes", "[sample]") {
+  // Large results would make threads the choice (moving them between processes costs), but the items
+  // of the second half crash their process: only the spread sample reaches them.
+  auto crash_late = [](const int& x) {
+    if (x >= 500) raise(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return std::string(std::size_t{1} << 20, 'x');
+  };
+  optimize_options options;
+  options.workers_per_node = 2;  // parallel even when a busy machine would make the plan serial
+  const auto result = optimize(crash_late, numbers(1000), options);
+  INFO(result.reason);
+  CHECK(result.sample_errors.empty());  // the first items are fine; the run reports the others
+  CHECK(result.backend == backend_kind::processes);
+  CHECK_THAT(result.reason, Contains("crashed the sampler"));
 }
 
 // A call that shells out does its work in child processes: their CPU time and memory are the call's.

@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const amorsize::error& e) {
-    // amorsize's errors (bad options, a source that threw, ...) reach every rank: each exits the same way.
+    // amorsize's errors before the run (bad options, a source that threw while sampled, ...) reach
+    // every rank; those during it (a source that threw later) only the root, whose exit code mpirun reports.
     if (root) std::cerr << "record_digests: " << e.what() << '\n';
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {  // out of memory, ...: on this rank only

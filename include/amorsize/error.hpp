@@ -78,6 +78,13 @@ class output_error : public error {
   explicit output_error(const std::string& message) : error(exit_code::output_failed, message) {}
 };
 
+/// Thrown when a stop request (a signal, in amorsize-run) ended sampling before any sampled call returned.
+class stopped_error : public error {
+ public:
+  /// Creates a stopped error whose message says what was cut short.
+  explicit stopped_error(const std::string& message) : error(exit_code::interrupted, message) {}
+};
+
 /// Thrown when the per-worker setup (pool_options::worker_setup, optimize_options::worker_setup)
 /// throws in a worker; the run stops, and the failure is reported once, not per item.
 class setup_error : public error {

@@ -6,6 +6,7 @@
 #include <amorsize/detail/sample.hpp>
 #include <amorsize/plan.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/stop.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -32,6 +33,10 @@ struct optimize_options {
   bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).
   bool use_chunking_benchmark = true;          ///< Measure the chunk round trip and the engine's per-item costs (else assume 50 us and 30 / 20 / 10 ns).
   std::size_t spread_sample = detail::spread_sample_most; ///< Items sampled spread over a random-access source (a container, the synthetic job), at most; they run again in the run, so a function with side effects may want 0 (off).
+  /// Ends sampling early (see stop_request): once requested no new sampled call starts, once abandoned
+  /// the one in progress is dropped (a forked sampler is killed); planning throws stopped_error when no
+  /// sampled call had returned. Pass the pool's own, so that a signal during sampling stops the call.
+  const stop_request* stop = nullptr;
   bool verbose = false;                        ///< Print the plan's explanation while planning.
   std::ostream* log = &std::cerr;              ///< Where verbose output goes.
   /// Runs once in the sampler (a forked process, or this thread when sampling in-process) before the
@@ -69,11 +74,12 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
 bool sample_in_child();
 
 /// Samples `fn` on the first `count` items of `src` after `setup` (and up to `spread_most` spread over a
-/// random-access source), in a forked sampler when `in_child`.
+/// random-access source), in a forked sampler when `in_child`, until `stop` is requested.
 template <class Fn, class T>
 auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std::function<void()>& setup = {},
-            std::size_t spread_most = spread_sample_most) {
-  return in_child ? run_sample_in_child(fn, src, count, setup, spread_most) : run_sample(fn, src, count, setup, spread_most);
+            std::size_t spread_most = spread_sample_most, const stop_request* stop = nullptr) {
+  return in_child ? run_sample_in_child(fn, src, count, setup, spread_most, stop)
+                  : run_sample(fn, src, count, setup, spread_most, stop);
 }
 
 /// Samples `fn` on the first items of `src` as `options` say (sample size, setup), puts them back, and
@@ -81,7 +87,7 @@ auto sample(Fn& fn, source<T>& src, std::size_t count, bool in_child, const std:
 template <class Fn, class T>
 std::size_t safe_batch_size_of(Fn& fn, source<T>& src, const optimize_options& options) {
   validate(options);
-  auto sampled = sample(fn, src, options.sample_size, sample_in_child(), options.worker_setup, 0);
+  auto sampled = sample(fn, src, options.sample_size, sample_in_child(), options.worker_setup, 0, options.stop);
   src.replay(std::move(sampled.items));
   return safe_batch_size(sampled.stats.result_bytes, probe_node().available_memory, options.memory_fraction);
 }
@@ -98,7 +104,7 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
     return call_name<std::decay_t<Fn>, T>(method, fn, next_call_number());
   };
   static_cast<plan&>(result) = plan_collectively(name_call, options, mode, total, [&](bool in_child) {
-    sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup, options.spread_sample));
+    sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup, options.spread_sample, options.stop));
     return sampled->stats;
   });
   if (sampled) {

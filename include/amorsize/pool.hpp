@@ -132,11 +132,14 @@ struct resolved_run {
 /// agrees on the call on every rank, and a non-root rank serves the root's chunks until it is told
 /// to stop; without a launcher a process that already runs threads gets threads (forking it is
 /// unsafe) and local workers are capped unless forced; both say so in options.log. Throws
-/// setup_error when the setup of a serial run throws.
-resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task);
+/// setup_error when the setup of a serial run throws, and input_error on every rank when the root's
+/// `refusal` of the call's data is not empty (see agree_on_call).
+resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task,
+                       const std::string& refusal = {});
 
-/// Under MPI, checks on every rank that all make the same call (`key` names it); else does nothing.
-void agree_on_call(const std::function<std::string()>& key);
+/// Under MPI, checks on every rank that all make the same call (`key` names it); then throws
+/// input_error on every rank when the root's `refusal` is not empty (without MPI, here).
+void agree_on_call(const std::function<std::string()>& key, const std::string& refusal = {});
 
 /// True where records are handed over: the root under MPI, the only process without a launcher.
 bool hands_records();
@@ -207,8 +210,9 @@ class result_stream {
   /// ends its chunk (a caller that writes records can flush then).
   [[nodiscard]] std::size_t buffered() const { return state_ ? state_->buffered() : 0; }
   /// Stops the run as error_policy::stop does after an item that threw, for a failure the caller
-  /// finds in item `index`'s result (a command's non-zero exit code): no item starts from now on,
-  /// and those never started get "not run" records.
+  /// finds in a result (a command's non-zero exit code): no item starts from now on, and those never
+  /// started get "not run" records that name `index` (the result's index, or the caller's own number
+  /// for that item) as the failed one.
   void stop_after_failure(std::size_t index) {
     if (state_) state_->stop_after_failure(index);
   }

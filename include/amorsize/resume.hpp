@@ -41,7 +41,8 @@ std::string item_key(std::string_view context, const T& item) {
   return text;
 }
 
-/// What an earlier run finished: the key of the item at each finished source position.
+/// What an earlier run finished: the key of the item at each finished source position (empty for a
+/// record of an item never read, such as error_policy::stop's "not run" records: nothing to check).
 using finished_items = std::unordered_map<std::size_t, std::string>;
 
 /// A source's items less those an earlier run finished, with the positions and keys of the rest.
@@ -143,7 +144,7 @@ class resumed_items {
           if (keep_items) items.emplace(index, *item);
           return item;
         }
-        if (done->second != key) {
+        if (!done->second.empty() && done->second != key) {
           throw input_error("item " + std::to_string(index) + " is not the one the earlier run finished (its key was " +
                             done->second + ", now " + key +
                             "): the input or the options changed since; resume with the same ones, or " +

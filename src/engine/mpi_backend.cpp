@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -313,7 +314,7 @@ std::size_t serve_chunks(session& s, const chunk_task& task, int worker, const w
   return ran;
 }
 
-void agree_on_call(session& s, const std::string& key) {
+void agree_on_call(session& s, const std::string& key, const std::string& refusal) {
   if (!s.mpi() || s.size() == 1) {
     return;
   }
@@ -338,10 +339,15 @@ void agree_on_call(session& s, const std::string& key) {
     }
     complaint += ": every rank must make the same amorsize calls in the same order";
   }
-  complaint = s.broadcast(complaint);
-  if (!complaint.empty()) {
-    throw error(exit_code::usage, complaint);
-  }
+  // One broadcast carries the verdict: the calls differ (usage), the root refuses its data (input), or go.
+  constexpr std::string_view usage = "usage:";
+  constexpr std::string_view input = "input:";
+  std::string verdict = !complaint.empty() ? std::string(usage) + complaint
+                        : !refusal.empty() ? std::string(input) + refusal
+                                           : std::string();
+  verdict = s.broadcast(verdict);
+  if (verdict.starts_with(usage)) throw error(exit_code::usage, verdict.substr(usage.size()));
+  if (verdict.starts_with(input)) throw input_error(verdict.substr(input.size()));
 }
 
 }  // namespace amorsize::engine

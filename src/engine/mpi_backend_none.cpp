@@ -13,7 +13,7 @@ namespace {
 
 }  // namespace
 
-void agree_on_call(session& /*s*/, const std::string& /*key*/) {}
+void agree_on_call(session& /*s*/, const std::string& /*key*/, const std::string& /*refusal*/) {}
 
 std::unique_ptr<backend> make_mpi_backend(session& /*s*/, std::vector<int> /*worker_ranks*/) {
   no_mpi("the MPI backend");

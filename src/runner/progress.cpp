@@ -153,9 +153,24 @@ void progress_meter::draw(const progress_counts& counts, bool last) {
   out_.flush();
 }
 
+std::string singular(const std::string& noun) {
+  return !noun.empty() && noun.back() == 's' ? noun.substr(0, noun.size() - 1) : noun;
+}
+
+std::string count_text(std::size_t count, const std::string& noun) {
+  return std::to_string(count) + " " + (count == 1 ? singular(noun) : noun);
+}
+
+double whole_run_speedup(double serial_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
+                         double plan_speedup) {
+  const double wall = sampling_seconds + planning_seconds + run_seconds;
+  if (serial_seconds <= 0.0 || wall <= 0.0) return plan_speedup;
+  return (serial_seconds + sampling_seconds) / wall;
+}
+
 std::string format_summary(const run_summary& s) {
-  std::string counts = "amorsize: " + std::to_string(s.items) + " " + s.noun + ", " + std::to_string(s.failed) +
-                       " failed, in " + duration_text(s.wall_seconds);
+  std::string counts = "amorsize: " + count_text(s.items, s.noun) + ", " + std::to_string(s.failed) + " failed, in " +
+                       duration_text(s.wall_seconds);
   if (s.workers > 0) counts += " on " + workers_text(s.workers);
   if (!s.backend.empty()) counts += " (" + s.backend + ")";
 

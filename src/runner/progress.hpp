@@ -96,6 +96,20 @@ struct run_summary {
   std::string first_failure;         ///< The first failure ("task 17 exited 1: ..."); empty if none.
 };
 
+/// Returns "task" for "tasks": the noun for one item.
+std::string singular(const std::string& noun);
+
+/// Returns `count` and `noun` ("1 task", "2 tasks", "0 tasks"), `noun` being the plural.
+std::string count_text(std::size_t count, const std::string& noun);
+
+/// Returns the speedup predicted for a whole run, counted as measured_speedup is (work over wall
+/// time, sampling and planning included): `serial_seconds` of work that the plan runs in
+/// `run_seconds`, after `sampling_seconds` of sampled work and `planning_seconds` of planning, both
+/// spent before the run starts. Returns `plan_speedup` (the plan's own, for its run alone) when the
+/// work is unknown (`serial_seconds` 0: endless input).
+double whole_run_speedup(double serial_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
+                         double plan_speedup);
+
 /// Returns the lines printed on stderr at the end of a run, each prefixed `amorsize: ` and ended
 /// with a newline: counts and wall time, speedups and efficiency (measured / workers), the time
 /// spent in each phase (the failure line is format_failure_line's, printed even with --quiet); an

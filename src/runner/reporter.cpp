@@ -191,11 +191,6 @@ void share_failure(std::string failure, int code) {
   if (!failure.empty()) throw error(static_cast<exit_code>(code), failure);
 }
 
-/// Returns "task" for "tasks": the noun for one item.
-std::string singular(const std::string& noun) {
-  return !noun.empty() && noun.back() == 's' ? noun.substr(0, noun.size() - 1) : noun;
-}
-
 }  // namespace
 
 struct run_reporter::impl {
@@ -393,6 +388,7 @@ run_reporter::~run_reporter() = default;
 optimize_options run_reporter::planning_options() const {
   optimize_options o = impl_->planner.options();
   o.backend = impl_->backend;
+  o.stop = &impl_->stop;  // a signal during sampling ends it
   require_processes(o, impl_->processes_reason);
   return o;
 }
@@ -545,7 +541,9 @@ int run_reporter::finish(const plan& p) {
   summary.planning_seconds = std::max(0.0, m.planned_at - m.start - m.sampling_seconds);
   summary.running_seconds = end - m.planned_at;
   summary.tail_seconds = m.last_sent > 0.0 ? std::max(0.0, end - m.last_sent) : 0.0;
-  summary.predicted_speedup = p.serial ? 1.0 : p.estimated_speedup;
+  // The plan predicts its run; the sampling and planning spent before it count on both sides, as they do in the measured speedup.
+  summary.predicted_speedup = whole_run_speedup(p.profile.serial_seconds, p.serial ? p.profile.serial_seconds : p.profile.parallel_seconds,
+                                                m.sampling_seconds, summary.planning_seconds, p.serial ? 1.0 : p.estimated_speedup);
   const double compute = stats.compute_seconds + m.sampling_seconds;
   summary.measured_speedup = summary.wall_seconds > 0.0 ? compute / summary.wall_seconds : 0.0;
   summary.workers = stats.workers > 0 ? stats.workers : 1;
@@ -594,19 +592,19 @@ int run_reporter::finish(const plan& p) {
   if (!m.options.quiet) {
     std::cerr << format_summary(summary);
     if (m.kept.kept > 0) {
-      std::cerr << "amorsize: resumed: " << m.kept.kept << ' ' << m.noun << " kept from " << summary.output << " ("
+      std::cerr << "amorsize: resumed: " << count_text(m.kept.kept, m.noun) << " kept from " << summary.output << " ("
                 << m.kept.kept_failures << " of them failed)\n";
     }
   }
-  const std::string not_run_text = known_total ? std::to_string(not_run) + " " + m.noun + " not run" : m.noun + " left";
+  const std::string not_run_text = known_total ? count_text(not_run, m.noun) + " not run" : m.noun + " left";
   if (stopped_by_signal) {
-    std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " after " << m.done << " " << m.noun
+    std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " after " << count_text(m.done, m.noun)
               << (m.stop.abandoned() ? ", abandoning those in flight" : "") << "; " << not_run_text << "; the records in "
               << summary.output << " are whole: run the same command with --resume to finish\n";
     return static_cast<int>(exit_code::interrupted);
   }
   if (m.stopped_by_failures) {
-    std::cerr << "amorsize: stopped after " << m.failed << " failed " << m.noun << " (--max-failures " << m.options.max_failures
+    std::cerr << "amorsize: stopped after " << m.failed << " failed " << (m.failed == 1 ? singular(m.noun) : m.noun) << " (--max-failures " << m.options.max_failures
               << "); " << not_run_text << ": fix the cause, then run the same command with --resume --retry-failed\n";
   }
   if (m.failed == 0 && m.kept.kept_failures == 0) return 0;
@@ -636,6 +634,28 @@ int run_reporter::nothing_to_run(std::size_t kept) {
   if (m.kept.kept_failures == 0) return 0;
   std::cerr << "amorsize: " << m.kept.kept_failures << " of them are error records: --resume --retry-failed runs them again\n";
   return static_cast<int>(exit_code::items_failed);
+}
+
+int run_reporter::stopped_while_sampling(std::size_t kept, std::optional<std::size_t> not_run) {
+  impl& m = *impl_;
+  if (!m.where.is_root()) return 0;
+  // The output was not opened yet: it stays as it was (a file to resume, or none).
+  if (!m.report.path.empty()) {
+    const nlohmann::ordered_json report = {
+        {"items", 0},
+        {"errors", 0},
+        {"kept_items", kept},
+        {"kept_errors", m.kept.kept_failures},
+        {"interrupted", true},
+        {"signal", first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
+        {"abandoned", m.stop.abandoned()},
+        {"not_run", not_run ? nlohmann::ordered_json(*not_run) : nullptr}};
+    write_atomically(m.report.path, report.dump(2) + "\n", m.report.option);
+  }
+  std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " while sampling, before any " << singular(m.noun)
+            << " finished; " << m.records.shown() << " is left as it was: run the same command"
+            << (m.options.resume ? "" : " (with --resume if it already holds records)") << " to start again\n";
+  return static_cast<int>(exit_code::interrupted);
 }
 
 std::size_t root_count(std::size_t count) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The output as the run's journal, from outside: an existing output is refused or replaced as asked,
 # --resume keeps whole records and runs the rest exactly once, --retry-failed and --retries run
-# failed tasks again, --max-failures stops early, --timeout stops a task, a changed input is refused.
+# failed tasks again, --max-failures stops early, --timeout stops a task, a signal stops sampling, a
+# changed input is refused.
 #   check_resume.sh AMORSIZE_RUN [LAUNCHER...]
 set -euo pipefail
 # shellcheck source=/dev/null
@@ -107,6 +108,15 @@ expect 7 "--on-error stop"
 [[ $(exactly_once stop.jsonl 400) == 400 ]] || fail "--on-error stop lost a task"
 grep -q '"exit_code":1' stop.jsonl || fail "--on-error stop: no record of the failed task"
 (($(grep -c '"error":"not run: stopped after' stop.jsonl) > 0)) || fail "--on-error stop ran every task"
+# Its records are whole: --resume keeps them all ("not run" records included) and runs nothing;
+# --resume --retry-failed runs the failed task and those not run.
+cp stop.jsonl stop.before
+run shell --input many.txt --command "sh -c 'sleep 0.01; test {} -ne 60'" --on-error stop --output stop.jsonl --resume -q
+expect 7 "--resume after --on-error stop"
+cmp -s stop.jsonl stop.before || fail "--resume after --on-error stop changed the records"
+run shell --input many.txt --command "sh -c 'sleep 0.01; test {} -ne 60'" --output stop.jsonl --resume --retry-failed -q
+expect 7 "--resume --retry-failed after --on-error stop"
+(($(grep -c '"error":"not run' stop.jsonl) == 0)) || fail "--retry-failed did not run the tasks not run"
 # With --retries 1 the failure that stops the run is the second one of the same task.
 run shell --input many.txt --command "sh -c 'test {} -ne 60'" --on-error stop --retries 1 --output stop2.jsonl -q
 expect 7 "--on-error stop --retries 1"
@@ -130,11 +140,7 @@ setsid "${launcher[@]}" "$run" run shell --input slow.txt --command "sleep {}" -
 pid=$!
 # The first signal must find the tasks running: it waits for them, the second abandons them.
 wait_for_handlers "$pid" INT
-for _ in $(seq 600); do
-  pgrep -f "sleep 30.5" >/dev/null && break
-  sleep 0.05
-done
-pgrep -f "sleep 30.5" >/dev/null || fail "the slow tasks did not start within 30 s"
+wait_for_command "sleep 30.5"
 kill -INT "$pid"
 sleep 1
 kill -INT "$pid"
@@ -145,6 +151,47 @@ grep -q "abandoning" stderr || fail "the second signal does not say it abandons 
 [[ $(grep -c '' slow.jsonl) == 1 ]] || fail "abandoned tasks have records: $(cat slow.jsonl)"
 sleep 1
 ! pgrep -f "sleep 30.5" >/dev/null || fail "an abandoned task's command is still running"
+
+# A signal while the first tasks are sampled stops sampling: the task running finishes with its
+# record and no other starts. A second signal kills it: with no task finished, the output is left as
+# it was (even with --overwrite) and the report says how many tasks did not run.
+printf '%s\n' 3.01 3.02 3.03 3.04 >sampled.txt
+for signals in 1 2; do
+  rm -f sampled.jsonl sampled.json
+  echo "an earlier file" >sampled.jsonl
+  start=$SECONDS
+  setsid "${launcher[@]}" "$run" run shell --input sampled.txt --command "sleep {}" --sample-size 3 \
+    --output sampled.jsonl --overwrite --report sampled.json -q 2>stderr &
+  pid=$!
+  wait_for_handlers "$pid" INT
+  wait_for_command "sleep 3.01"
+  kill -INT "$pid"
+  if ((signals == 2)); then
+    sleep 0.5
+    kill -INT "$pid"
+  fi
+  status=0
+  wait "$pid" || status=$?
+  expect 12 "$signals SIGINT while sampling"
+  ((SECONDS - start < 7)) || fail "$signals SIGINT while sampling 3 tasks of 3 s did not stop sampling ($((SECONDS - start)) s)"
+  python3 -c 'import json,sys; r=json.load(open("sampled.json")); sys.exit(0 if r["interrupted"] else 1)' ||
+    fail "the report of a run stopped while sampling does not say so"
+  if ((signals == 1)); then
+    [[ $(grep -c '' sampled.jsonl) == 1 ]] || fail "other tasks than the sampled one ran: $(cat sampled.jsonl)"
+    grep -q '"index":0,' sampled.jsonl || fail "the sampled task finished without its record"
+  else
+    grep -q "while sampling" stderr || fail "a run stopped before any task finished does not say so"
+    [[ $(cat sampled.jsonl) == "an earlier file" ]] || fail "a run stopped while sampling changed its output: $(cat sampled.jsonl)"
+    python3 -c 'import json,sys; sys.exit(0 if json.load(open("sampled.json"))["not_run"] == 4 else 1)' ||
+      fail "the report of a run stopped while sampling does not count the tasks not run"
+    rm sampled.jsonl
+    sleep 0.5
+    ! pgrep -f "sleep 3.01" >/dev/null || fail "the killed sampled task's command is still running"
+  fi
+  run shell --input sampled.txt --command "sleep {}" --sample-size 1 --output sampled.jsonl --resume -q
+  expect 0 "--resume after $signals SIGINT while sampling"
+  [[ $(exactly_once sampled.jsonl 4) == 4 ]] || fail "--resume after a stop while sampling lost a task"
+done
 
 # Bad combinations.
 run "${synthetic[@]}" --resume -q

@@ -14,3 +14,12 @@ wait_for_handlers() {
   done
   fail "process $pid did not install its $signal handler within 60 s"
 }
+
+# Waits until a process whose command line matches $1 (pgrep -f) runs; fails after 30 s.
+wait_for_command() {
+  for _ in $(seq 600); do
+    pgrep -f "$1" >/dev/null && return 0
+    sleep 0.05
+  done
+  fail "no process matching '$1' started within 30 s"
+}

@@ -198,6 +198,26 @@ TEST_CASE("a throwing setup on a worker rank stops the run with setup_error", "[
         std::string::npos);
 }
 
+// Only the root's data tells that a result ran already; its refusal reaches every rank.
+TEST_CASE("running an optimization result a second time is input_error on every rank", "[mpi][pool]") {
+  session& s = session::current();
+  const auto twice = [](const int& x) { return 2 * x; };
+  auto planned = optimize(twice, iota_items(50));
+  pool p(planned);
+  const std::size_t first = p.map(twice, planned).size();
+  std::string failure;
+  try {
+    (void)p.map(twice, planned);
+  } catch (const input_error& e) {
+    failure = e.what();
+  }
+  const std::vector<unsigned long long> alive = gather_counts(1);  // every rank got here
+  INFO("rank " << s.rank() << " of " << s.size() << ": " << failure);
+  CHECK(first == (s.is_root() ? 50U : 0U));
+  CHECK_THAT(failure, Catch::Contains("already run"));
+  if (s.is_root()) CHECK(alive.size() == static_cast<std::size_t>(s.size()));
+}
+
 // Only the root sees a stop request: a drain or an abandon ends the root's call soon, and every other
 // rank is told to stop as at a normal end. An item timeout cannot apply to ranks: the root says so.
 TEST_CASE("a stop request on the root ends the call on every rank", "[mpi][pool][stop]") {

@@ -57,17 +57,26 @@ std::optional<std::size_t> item_count(const Data& data) {
   }
 }
 
-/// Makes the run input from a plan's result: its replayed data and its sampled results.
+/// Returns why `data` cannot run (an optimization result run already), empty when it can; under MPI
+/// only the root's data tells.
+template <class Data>
+std::string refusal_of(const Data& data) {
+  if constexpr (planned_result<Data>) {
+    // A fresh result's data starts with its sampled items; a run takes them, so a second run would
+    // see only the sampled records.
+    if (data.data.replayed() < data.sampled_results.size()) {
+      return "this optimization result was already run: its data is consumed; call optimize or "
+             "optimize_streaming again for another run";
+    }
+  }
+  return {};
+}
+
+/// Makes the run input from a plan's result (refusal_of says whether it can run): its replayed data and its sampled results.
 template <class R, planned_result Data>
 auto make_run_input(const Data& result) {
   using sampled = typename decltype(result.sampled_results)::value_type::value_type;
   static_assert(std::is_same_v<R, sampled>, "the function's result type differs from the one the plan sampled");
-  // A fresh result's data starts with its sampled items; a run takes them, so a second run would
-  // see only the sampled records.
-  if (result.data.replayed() < result.sampled_results.size()) {
-    throw input_error("this optimization result was already run: its data is consumed; call optimize or "
-                      "optimize_streaming again for another run");
-  }
   return run_input<pool_item_t<Data>, R>{result.data, result.sampled_results, result.sample_errors};
 }
 
@@ -535,7 +544,8 @@ auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
     }
   }
   // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
-  detail::resolved_run run = detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)));
+  detail::resolved_run run =
+      detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)), detail::refusal_of(data));
   if (!run.hands_records) return stream(nullptr);
   auto input = detail::make_run_input<R>(std::forward<Data>(data));
   const auto make_run = [&](detail::run_input<T, R> in) {
@@ -585,7 +595,7 @@ template <class Fn, class Data, class OnBatch>
 void pool::process_in_batches(Fn&& fn, Data&& data, OnBatch&& on_batch, std::size_t batch_size) {
   using T = detail::pool_item_t<Data>;
   // Agree once, before the root samples for a batch size; the run below is part of this call.
-  detail::agree_on_call(detail::agreement_key("process_in_batches", fn, data));
+  detail::agree_on_call(detail::agreement_key("process_in_batches", fn, data), detail::refusal_of(data));
   auto run = [&](auto&& items, std::size_t size) {
     auto records = start(fn, std::forward<decltype(items)>(items), {{}, 0, true, size});
     using record = typename decltype(records)::iterator::value_type;

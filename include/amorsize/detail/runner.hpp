@@ -133,6 +133,10 @@ class run_reporter {
   /// Ends a run without items to run: the input is empty, or the output holds all `kept` already.
   int nothing_to_run(std::size_t kept);
 
+  /// Ends a run that a signal stopped before any sampled item finished, leaving the output as it was
+  /// (`kept` items have records from before, `not_run` items had none: nullopt when unknown); returns the exit code.
+  int stopped_while_sampling(std::size_t kept, std::optional<std::size_t> not_run);
+
  private:
   /// Throws input_error when an output cannot be written, names an input, or names another output.
   void check_outputs(const std::vector<std::string>& inputs) const;
@@ -230,10 +234,13 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
   options.worker_setup = setup;
   const auto fn = job.function();
   std::optional<streaming_optimization_result<item, typename J::result_type>> planned;
+  const std::optional<std::size_t> to_run = items.remaining().size();  // before sampling reads any
   try {
     planned.emplace(optimize_streaming(fn, items.remaining(), options));
   } catch (const empty_source_error&) {
     return reporter.nothing_to_run(items.skipped());
+  } catch (const stopped_error&) {
+    return reporter.stopped_while_sampling(items.skipped(), to_run);
   } catch (const source_error& e) {
     rethrow_nested_input_error(e);  // an item that changed since the run resumed is bad input
     throw;
@@ -280,7 +287,7 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
     }
     if (failed && !stopping && reporter.stops_at_first_failure()) {
       stopping = true;
-      records.stop_after_failure(r.index());
+      records.stop_after_failure(index);  // the "not run" records name the failed item by its number in the input
     }
     reporter.record(index, items.take_key(index), attempt, std::move(fields));
   };

@@ -6,6 +6,7 @@
 #include <amorsize/error.hpp>
 #include <amorsize/sample.hpp>
 #include <amorsize/source.hpp>
+#include <amorsize/stop.hpp>
 #include <amorsize/worker.hpp>
 
 #include <boost/archive/binary_iarchive.hpp>
@@ -128,6 +129,17 @@ void measure_serialization(sample_outcome<T, R>& out, double result_seconds, dou
   out.stats.serialize_seconds = item_seconds + result_seconds;
 }
 
+/// True once `stop` asks that no new sampled call start.
+inline bool stop_asked(const stop_request* stop) { return stop != nullptr && stop->requested(); }
+
+/// Throws stopped_error when `stop` ended sampling before any sampled call returned: nothing can be planned.
+template <class T, class R>
+void check_not_stopped_empty(const sample_outcome<T, R>& out, const stop_request* stop) {
+  if (stop_asked(stop) && out.results.empty()) {
+    throw stopped_error("a stop request (a signal) ended sampling before any sampled call returned: nothing was run");
+  }
+}
+
 /// Summarises the sampled calls into `out`; `result_seconds` and `kept_bytes` are the serialization
 /// time and size of the results, summed over the successful calls.
 template <class T, class R>
@@ -186,20 +198,21 @@ void sample_spread(source<T>& src, std::size_t head, std::size_t most, sample_st
 
 /// Runs `setup` once, then `fn` on the first `count` items of `src` one by one in this process and
 /// measures each call; then, on a random-access source, on up to `spread_most` items spread over the
-/// rest (see sample_spread), whose results are dropped.
+/// rest (see sample_spread), whose results are dropped. Once `stop` is requested no new call starts.
 ///
 /// Throws empty_source_error when the source has no item, sample_error when every call threw,
-/// source_error when the source threw and setup_error when `setup` threw.
+/// source_error when the source threw, setup_error when `setup` threw and stopped_error when `stop`
+/// came before any call returned.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
 sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const std::function<void()>& setup = {},
-                                std::size_t spread_most = spread_sample_most) {
+                                std::size_t spread_most = spread_sample_most, const stop_request* stop = nullptr) {
   run_setup_here(setup);
   sample_outcome<T, R> out;
   sample_accumulator sampled;
   call_meter meter;
   double kept_bytes = 0.0;
   double result_seconds = 0.0;
-  for (std::size_t index = 0; index < count; ++index) {
+  for (std::size_t index = 0; index < count && !stop_asked(stop); ++index) {
     std::optional<T> item = next_sample_item(src, index);
     if (!item) break;
     out.items.push_back(std::move(*item));
@@ -227,8 +240,10 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const
       break;
     }
   }
+  check_not_stopped_empty(out, stop);
   finish_sample(out, sampled, result_seconds, kept_bytes);
   sample_spread(src, out.items.size(), spread_most, out.stats, [&](const T& item) -> std::optional<double> {
+    if (stop_asked(stop)) return std::nullopt;
     bool threw = false;
     const call_cost cost = meter.measure([&] {
       try {
@@ -240,6 +255,18 @@ sample_outcome<T, R> run_sample(Fn& fn, source<T>& src, std::size_t count, const
     return threw ? std::nullopt : std::optional<double>(cost.wall_seconds);
   });
   return out;
+}
+
+/// Waits for the sampler's next event; once `stop` is abandoned, kills the sampler and returns nullopt.
+inline std::optional<engine::event> wait_for_sampler(engine::backend& sampler, const stop_request* stop) {
+  constexpr double stop_check_seconds = 0.05;
+  while (true) {
+    if (std::optional<engine::event> event = sampler.wait(stop_check_seconds)) return event;
+    if (stop != nullptr && stop->abandoned()) {
+      sampler.abandon();
+      return std::nullopt;
+    }
+  }
 }
 
 /// The header of a sampler's answer for one item; the serialized result (or the error) follows.
@@ -254,11 +281,13 @@ struct sampled_call {
 ///
 /// User code may start threads (OpenMP, BLAS, TBB) that would make any later fork of the root
 /// unsafe, and may crash: both stay in the sampler. A sampler killed by an item reports that item
-/// as failed and is replaced. Throws like run_sample.
+/// as failed and is replaced. Once `stop` is abandoned the sampler is killed, and the item it ran
+/// stays among the items without a result. Throws like run_sample.
 template <class Fn, class T, class R = std::decay_t<std::invoke_result_t<Fn&, const T&>>>
 sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t count,
                                          const std::function<void()>& setup = {},
-                                         std::size_t spread_most = spread_sample_most) {
+                                         std::size_t spread_most = spread_sample_most,
+                                         const stop_request* stop = nullptr) {
   // The sampler's side: one item in, its cost and its result (or error) out.
   // The meter (and its watching thread) is made in the sampler, on its first item, never in the root.
   auto meter = std::make_shared<std::optional<call_meter>>();
@@ -292,14 +321,13 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
   double kept_bytes = 0.0;
   double result_seconds = 0.0;
   // A sampler that items keep killing is not replaced (see make_process_backend): stop there.
-  for (std::size_t index = 0; index < count && sampler->alive(0); ++index) {
+  for (std::size_t index = 0; index < count && sampler->alive(0) && !stop_asked(stop); ++index) {
     std::optional<T> item = next_sample_item(src, index);
     if (!item) break;
     sampler->send(0, engine::chunk{index, index, 1, to_bytes(*item)});
     out.items.push_back(std::move(*item));
-    std::optional<engine::event> event;
-    while (!(event = sampler->wait(1.0))) {
-    }
+    const std::optional<engine::event> event = wait_for_sampler(*sampler, stop);
+    if (!event) break;  // abandoned: the item stays in the source without a result, and the stopped run starts none
     std::optional<R> result;
     if (auto* done = std::get_if<engine::chunk_result>(&*event)) {
       sampled_call answer;
@@ -325,15 +353,16 @@ sample_outcome<T, R> run_sample_in_child(Fn& fn, source<T>& src, std::size_t cou
       break;
     }
   }
+  check_not_stopped_empty(out, stop);
   finish_sample(out, sampled, result_seconds, kept_bytes);
   std::size_t spread_id = count;
   sample_spread(src, out.items.size(), spread_most, out.stats, [&](const T& item) -> std::optional<double> {
-    if (!sampler->alive(0)) return std::nullopt;
+    if (!sampler->alive(0) || stop_asked(stop)) return std::nullopt;
     const std::size_t id = spread_id++;
     sampler->send(0, engine::chunk{id, id, 1, to_bytes(item)});
-    std::optional<engine::event> event;
-    while (!(event = sampler->wait(1.0))) {
-    }
+    const std::optional<engine::event> event = wait_for_sampler(*sampler, stop);
+    if (!event) return std::nullopt;
+    if (std::holds_alternative<engine::worker_lost>(*event)) ++out.stats.crashed;  // the plan must survive it too
     const auto* done = std::get_if<engine::chunk_result>(&*event);
     if (done == nullptr) return std::nullopt;
     sampled_call answer;

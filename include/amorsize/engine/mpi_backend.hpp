@@ -15,8 +15,9 @@ namespace amorsize::engine {
 std::vector<int> pick_worker_ranks(const cluster_layout& layout, const std::vector<int>& workers_per_node);
 
 /// Checks collectively that every rank is making the same call (`key` names it); throws
-/// error(usage) on every rank, naming the ranks that differ, instead of hanging.
-void agree_on_call(session& s, const std::string& key);
+/// error(usage) on every rank, naming the ranks that differ, instead of hanging. When they agree,
+/// the root's `refusal` of the call (non-empty: its data cannot run) becomes input_error on every rank.
+void agree_on_call(session& s, const std::string& key, const std::string& refusal = {});
 
 /// The root's side: sends chunks to `worker_ranks` and receives their results; stop() tells
 /// every non-root rank (working or sitting out) to return from serve_chunks.

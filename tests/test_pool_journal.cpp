@@ -357,3 +357,16 @@ TEST_CASE("resumed_items: positions not read yet map past the finished ones ahea
   CHECK(items.original_index(2) == 2);
   CHECK(items.original_index(3) == 5);
 }
+
+// Keys written by earlier runs must still match: the fast path gives the archive's own bytes.
+TEST_CASE("item keys of numbers and strings hash the bytes the archive writes", "[resume]") {
+  CHECK(key_bytes(std::uint64_t{123456789}) == detail::to_bytes(std::uint64_t{123456789}));
+  CHECK(key_bytes(-7) == detail::to_bytes(-7));
+  CHECK(key_bytes(2.5) == detail::to_bytes(2.5));
+  CHECK(key_bytes(std::string()) == detail::to_bytes(std::string()));
+  CHECK(key_bytes(std::string("gzip -c a.txt > a.txt.gz")) == detail::to_bytes(std::string("gzip -c a.txt > a.txt.gz")));
+  const std::vector<int> other{1, 2, 3};
+  CHECK(key_bytes(other) == detail::to_bytes(other));
+  CHECK(item_key("ctx", std::string("x")) != item_key("ctx", std::string("y")));
+  CHECK(item_key("ctx", 1) != item_key("other", 1));
+}

@@ -494,6 +494,14 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";
     out.warn(warning_kind::no_worker_rank, "Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
+  } else if (workers == 1 && !forced && p.speedup >= rq.min_speedup) {
+    // One worker gains only by overlapping the items with the root's per-item work: a margin of a
+    // few per-item costs measured in nanoseconds, which noise (a busy machine, a sanitizer) can invent.
+    out.serial = true;
+    out.reason += format("Serial: one worker would only overlap the items with the root's own work on them "
+                         "(predicted %.2fx), too thin a margin to trust; the serial loop does the same without "
+                         "dispatch. ",
+                         p.speedup);
   } else if (p.speedup < rq.min_speedup && !forced && workers > 1 && in.work.unreliable() &&
              p.serial_seconds > parallel_work_floor && p.speedup > 1.0) {
     // The sample may misjudge the work badly (few items, a trend, a huge spread): with seconds of

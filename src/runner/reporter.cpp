@@ -177,6 +177,11 @@ std::string signal_name(int number) {
   }
 }
 
+/// Returns the report's "signal": the name of the first stop signal, null when none came.
+nlohmann::ordered_json signal_json() {
+  return first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nlohmann::ordered_json(nullptr);
+}
+
 /// Under MPI, gives every rank the root's `failure` and its exit `code`; throws it where non-empty.
 void share_failure(std::string failure, int code) {
   session& where = session::current();
@@ -541,9 +546,11 @@ int run_reporter::finish(const plan& p) {
   summary.planning_seconds = std::max(0.0, m.planned_at - m.start - m.sampling_seconds);
   summary.running_seconds = end - m.planned_at;
   summary.tail_seconds = m.last_sent > 0.0 ? std::max(0.0, end - m.last_sent) : 0.0;
-  // The plan predicts its run; the sampling and planning spent before it count on both sides, as they do in the measured speedup.
-  summary.predicted_speedup = whole_run_speedup(p.profile.serial_seconds, p.serial ? p.profile.serial_seconds : p.profile.parallel_seconds,
-                                                m.sampling_seconds, summary.planning_seconds, p.serial ? 1.0 : p.estimated_speedup);
+  // The plan predicts its run; the sampling and planning spent before it count on both sides, as
+  // they do in the measured speedup.
+  const double planned_run = p.serial ? p.profile.serial_seconds : p.profile.parallel_seconds;
+  summary.predicted_speedup = whole_run_speedup(p.profile.serial_seconds, planned_run, m.sampling_seconds,
+                                                summary.planning_seconds, p.serial ? 1.0 : p.estimated_speedup);
   const double compute = stats.compute_seconds + m.sampling_seconds;
   summary.measured_speedup = summary.wall_seconds > 0.0 ? compute / summary.wall_seconds : 0.0;
   summary.workers = stats.workers > 0 ? stats.workers : 1;
@@ -580,7 +587,7 @@ int run_reporter::finish(const plan& p) {
         {"kept_items", m.kept.kept},
         {"kept_errors", m.kept.kept_failures},
         {"interrupted", stopped_by_signal},
-        {"signal", stopped_by_signal && first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
+        {"signal", stopped_by_signal ? signal_json() : nullptr},
         {"abandoned", m.stop.abandoned()},
         {"stopped_by_max_failures", m.stopped_by_failures},
         {"not_run", known_total ? nlohmann::ordered_json(not_run) : nullptr},
@@ -604,7 +611,7 @@ int run_reporter::finish(const plan& p) {
     return static_cast<int>(exit_code::interrupted);
   }
   if (m.stopped_by_failures) {
-    std::cerr << "amorsize: stopped after " << m.failed << " failed " << (m.failed == 1 ? singular(m.noun) : m.noun) << " (--max-failures " << m.options.max_failures
+    std::cerr << "amorsize: stopped after " << count_text(m.failed, "failed " + m.noun) << " (--max-failures " << m.options.max_failures
               << "); " << not_run_text << ": fix the cause, then run the same command with --resume --retry-failed\n";
   }
   if (m.failed == 0 && m.kept.kept_failures == 0) return 0;
@@ -647,13 +654,13 @@ int run_reporter::stopped_while_sampling(std::size_t kept, std::optional<std::si
         {"kept_items", kept},
         {"kept_errors", m.kept.kept_failures},
         {"interrupted", true},
-        {"signal", first_signal != 0 ? nlohmann::ordered_json(signal_name(first_signal)) : nullptr},
+        {"signal", signal_json()},
         {"abandoned", m.stop.abandoned()},
         {"not_run", not_run ? nlohmann::ordered_json(*not_run) : nullptr}};
     write_atomically(m.report.path, report.dump(2) + "\n", m.report.option);
   }
-  std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " while sampling, before any " << singular(m.noun)
-            << " finished; " << m.records.shown() << " is left as it was: run the same command"
+  std::cerr << "amorsize: stopped by " << signal_name(first_signal) << " while sampling, before any "
+            << singular(m.noun) << " finished; " << m.records.shown() << " is left as it was: run the same command"
             << (m.options.resume ? "" : " (with --resume if it already holds records)") << " to start again\n";
   return static_cast<int>(exit_code::interrupted);
 }

@@ -15,10 +15,10 @@ using text::format;
 
 /// The per-item and per-chunk costs the model charges, derived once from the measurements.
 struct unit_costs {
-  double item_serial = 0.0;   ///< Seconds per item of a serial run: the call plus the engine's record.
+  double item_serial = 0.0;   ///< Seconds per item of a serial run: the call, the engine's record, the caller's use of it.
   double item_worker = 0.0;   ///< Worker seconds per item: the call, the engine's unpacking and packing, its half of serialization.
   double item_worker_cpu = 0.0; ///< Core-seconds a worker spends per item (the call's CPU share, not its waits).
-  double item_root = 0.0;     ///< Root seconds per item: the engine's reading and handing over, its half of serialization, moving the bytes.
+  double item_root = 0.0;     ///< Root seconds per item: the engine's reading and handing over, its half of serialization, moving the bytes, the caller's use of the result.
   double item_bytes_time = 0.0; ///< Seconds to move one item and its result over the link.
   double chunk_root = 0.0;    ///< Root seconds per chunk: receive a request, send a chunk.
   double chunk_worker = 0.0;  ///< Worker seconds per chunk it cannot hide behind work: sending its results.
@@ -61,11 +61,12 @@ unit_costs costs_of(const model_inputs& in) {
     c.startup_per_worker = l.process_spawn_per_worker;
   }
   const engine_costs& e = in.engine;
-  c.item_serial = w.mean_seconds + e.serial_per_item;
+  const double consumer = in.request.consumer_seconds_per_item;
+  c.item_serial = w.mean_seconds + e.serial_per_item + consumer;
   const double engine_worker = e.worker_per_item + 0.5 * w.serialize_seconds + c.item_bytes_time;
   c.item_worker = w.mean_seconds + engine_worker;
   c.item_worker_cpu = w.mean_seconds * std::max(w.cpu_per_wall, 1.0 / max_workers_per_core) + engine_worker;
-  c.item_root = e.root_per_item + 0.5 * w.serialize_seconds + c.item_bytes_time;
+  c.item_root = e.root_per_item + 0.5 * w.serialize_seconds + c.item_bytes_time + consumer;
   return c;
 }
 
@@ -99,6 +100,7 @@ prediction predict(const model_inputs& in, std::size_t items, int workers, const
   // Amdahl's serial part: the sampled calls already ran on the root, one after another.
   const double sampled = w.total_seconds;
   p.serial_seconds = sampled + static_cast<double>(items) * c.item_serial;
+  p.work_seconds = sampled + static_cast<double>(items) * w.mean_seconds;
   if (items == 0) {
     p.parallel_seconds = p.serial_seconds;
     return finish(p, workers);
@@ -604,11 +606,13 @@ void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr)
   pr.engine_root_per_item = in.engine.root_per_item;
   pr.engine_worker_per_item = in.engine.worker_per_item;
   pr.engine_measured = in.engine.measured;
+  pr.consumer_per_item = in.request.consumer_seconds_per_item;
   pr.latency_same_node = in.links.same_node.latency_seconds;
   pr.bandwidth_same_node = in.links.same_node.bandwidth_bytes_per_second;
   pr.latency_other_node = in.links.other_node.latency_seconds;
   pr.bandwidth_other_node = in.links.other_node.bandwidth_bytes_per_second;
   pr.serial_seconds = p.serial_seconds;
+  pr.work_seconds = p.work_seconds;
   pr.parallel_seconds = p.parallel_seconds;
   pr.parallel_speedup = p.speedup;
   pr.root_load = p.root_load;
@@ -632,6 +636,7 @@ plan make_plan(const model_inputs& measured) {
                          in.work.count + in.work.failed, in.work.spread_seconds.size(), in.work.source_items,
                          text::seconds(in.work.mean_seconds).c_str(), 100.0 * in.work.trend);
   }
+  const std::size_t alternative_from = out.reason.size();  // the parallel plan's sentences start here
   out.workers_per_node = choose_workers(in, out);
   int workers = total_workers(out.workers_per_node);
   out.schedule = choose_schedule(in, std::max(1, workers), rest, out);
@@ -653,7 +658,14 @@ plan make_plan(const model_inputs& measured) {
   out.use_ordered = choose_order(in, p, out);
   out.buffer_size = choose_window(in, workers, out.chunksize, out);
   const bool forced = rq.workers_per_node || rq.chunksize || backend_asked;
+  const std::size_t verdict_from = out.reason.size();
   decide_serial(in, p, workers, forced, rest.has_value(), out);
+  if (out.serial) {
+    // The verdict first; the parallel plan it rejected after it, named as such.
+    const std::string alternative = out.reason.substr(alternative_from, verdict_from - alternative_from);
+    out.reason = out.reason.substr(0, alternative_from) + out.reason.substr(verdict_from) +
+                 "The parallel plan it rejected: " + alternative;
+  }
   warn_if_machine_busy(in, out);
   warn_if_root_bottleneck(p, out);
   fill_profile(in, p, out.profile);

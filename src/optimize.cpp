@@ -56,6 +56,9 @@ void validate(const optimize_options& o) {
   if (!(o.min_speedup >= 0.0) || !std::isfinite(o.min_speedup)) {
     throw input_error("minimum speedup must be a non-negative number (default 1.2)");
   }
+  if (!(o.consumer_seconds_per_item >= 0.0) || !std::isfinite(o.consumer_seconds_per_item)) {
+    throw input_error("consumer seconds per item must be a non-negative number of seconds (default 0)");
+  }
   if (o.workers_per_node && *o.workers_per_node < 1) {
     throw input_error("workers per node must be at least 1");
   }
@@ -127,12 +130,14 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       }
       in.request.memory_fraction = options.memory_fraction;
       in.request.min_speedup = options.min_speedup;
+      in.request.consumer_seconds_per_item = options.consumer_seconds_per_item;
       result = make_plan(in);
       if (options.backend == backend_kind::serial && !s.mpi()) {
+        result.reason = (result.serial ? "Serial, as asked. " : "Serial, as asked. The plan otherwise: ") + result.reason;
         result.serial = true;
         result.backend = backend_kind::serial;
         result.n_jobs = 1;
-        result.reason += " Serial, as asked.";
+        result.estimated_speedup = 1.0;  // the plan's run is the serial one
       }
       for (const auto& e : in.work.errors) {
         result.warn(warning_kind::item_threw_in_sample,

@@ -107,11 +107,13 @@ void each_profile_field(Profile& p, Visit&& visit) {
   visit("engine_root_per_item", p.engine_root_per_item);
   visit("engine_worker_per_item", p.engine_worker_per_item);
   visit("engine_measured", p.engine_measured);
+  visit("consumer_per_item", p.consumer_per_item);
   visit("latency_same_node", p.latency_same_node);
   visit("bandwidth_same_node", p.bandwidth_same_node);
   visit("latency_other_node", p.latency_other_node);
   visit("bandwidth_other_node", p.bandwidth_other_node);
   visit("serial_seconds", p.serial_seconds);
+  visit("work_seconds", p.work_seconds);
   visit("parallel_seconds", p.parallel_seconds);
   visit("parallel_speedup", p.parallel_speedup);
   visit("root_load", p.root_load);
@@ -234,9 +236,11 @@ std::string plan::explain() const {
   if (p.latency_other_node > 0.0) {
     out << format(", other node %s / %.2f GB/s", text::seconds(p.latency_other_node).c_str(), p.bandwidth_other_node / 1e9);
   }
-  out << format("\nEngine per item: serial %s, root %s, worker %s%s\n", text::seconds(p.engine_serial_per_item).c_str(),
+  out << format("\nEngine per item: serial %s, root %s, worker %s%s", text::seconds(p.engine_serial_per_item).c_str(),
                 text::seconds(p.engine_root_per_item).c_str(), text::seconds(p.engine_worker_per_item).c_str(),
                 p.engine_measured ? "" : " (assumed, not measured)");
+  if (p.consumer_per_item > 0.0) out << format("; the caller's use of a result %s", text::seconds(p.consumer_per_item).c_str());
+  out << "\n";
   if (p.total_items) {
     out << format("Model: serial %s, parallel %s, overheads %.0f%%, root busy %.0f%%\n",
                   text::seconds(p.serial_seconds).c_str(), text::seconds(p.parallel_seconds).c_str(),

@@ -85,6 +85,30 @@ TEST_CASE("a fast function is advised to run serially, with the numbers that sho
   CHECK(p.profile.parallel_speedup > 0.0);
   CHECK(reason_says(p, "below 1.2x"));
   CHECK(p.has_warning(warning_kind::insufficient_speedup));
+  // The verdict comes first; the workers and chunks that follow are the rejected plan's, named so.
+  INFO(p.reason);
+  CHECK(p.reason.rfind("Serial: ", 0) == 0);
+  const std::size_t rejected = p.reason.find("The parallel plan it rejected: ");
+  REQUIRE(rejected != std::string::npos);
+  CHECK(p.reason.find("Chunks: ") > rejected);
+}
+
+TEST_CASE("the caller's use of each result is charged to the serial run and to the root", "[cost_model]") {
+  model_inputs in = local_inputs(100e-6, 20000);
+  const plan free_consumer = make_plan(in);
+  REQUIRE_FALSE(free_consumer.serial);
+  in.request.consumer_seconds_per_item = 50e-6;
+  const plan busy_consumer = make_plan(in);
+  const double added = (20000 - 5) * 50e-6;  // the items left after the 5 sampled
+  CHECK(busy_consumer.profile.serial_seconds == Approx(free_consumer.profile.serial_seconds + added).epsilon(1e-9));
+  CHECK(busy_consumer.profile.work_seconds == Approx(free_consumer.profile.work_seconds));
+  CHECK(busy_consumer.profile.consumer_per_item == 50e-6);
+  // The root now spends 50 us on each 100 us item: it bounds the run, whatever the 8 workers do.
+  CHECK(busy_consumer.profile.parallel_seconds > added);
+  CHECK(busy_consumer.profile.root_load > 0.9);
+  CHECK(busy_consumer.profile.parallel_speedup < 3.5);
+  CHECK(free_consumer.profile.parallel_speedup > 5.0);
+  CHECK(free_consumer.profile.consumer_per_item == 0.0);
 }
 
 TEST_CASE("a slow uniform function uses every core with chunks near the target duration", "[cost_model]") {

@@ -347,6 +347,22 @@ TEST_CASE("optimize advises serial for a trivial function", "[plan]") {
   CHECK_THAT(result.explain(), Contains("serially"));
 }
 
+TEST_CASE("a serial backend asked for makes a serial plan that says so first", "[plan]") {
+  auto sleep_2ms = [](const int& x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return x;
+  };
+  optimize_options options;
+  options.backend = backend_kind::serial;
+  const auto result = optimize(sleep_2ms, std::vector<int>(200, 1), options);
+  INFO(result.explain());
+  CHECK(result.serial);
+  CHECK(result.n_jobs == 1);
+  CHECK(result.estimated_speedup == 1.0);  // the serial run against itself
+  CHECK(result.reason.rfind("Serial, as asked. The plan otherwise: ", 0) == 0);
+  CHECK(result.profile.parallel_speedup > 1.2);  // the alternative it replaced is kept in the profile
+}
+
 TEST_CASE("optimize with verbose writes the explanation to the log", "[plan]") {
   auto square = [](const int& x) { return x * x; };
   const std::vector<int> items{1, 2, 3};

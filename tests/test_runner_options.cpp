@@ -37,7 +37,25 @@ struct empty_job {
   [[nodiscard]] amorsize::runner::record_fields record(const int& /*result*/) const { return {}; }
 };
 
+/// A job whose every record holds a thousand numbers.
+struct wide_record_job : empty_job<'w'> {
+  [[nodiscard]] amorsize::runner::record_fields record(const int& /*result*/) const {
+    amorsize::runner::record_fields r;
+    for (int i = 0; i < 1000; ++i) r.fields["numbers"].push_back(i);
+    return r;
+  }
+};
+
 }  // namespace
+
+TEST_CASE("the runner measures what making and formatting a job's record costs the root", "[runner]") {
+  using amorsize::runner::detail::record_seconds_of;
+  const double empty = record_seconds_of(empty_job<'e'>{});
+  const double wide = record_seconds_of(wide_record_job{});
+  CHECK(empty > 0.0);
+  CHECK(empty < 1e-3);
+  CHECK(wide > 5.0 * empty);  // a thousand numbers to build and print, against a key and an index
+}
 
 TEST_CASE("numbers are the whole text, in range, never clamped", "[runner]") {
   CHECK(parse_number<unsigned long>("42", "--items", 1, 100) == 42);

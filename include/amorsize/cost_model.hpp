@@ -27,6 +27,7 @@ struct plan_request {
   std::optional<backend_kind> backend;           ///< Force a local backend (processes or threads); unset: decide.
   double memory_fraction = 0.5;                  ///< Share of available memory results and workers may use.
   double min_speedup = 1.2;                      ///< Below this predicted speedup the plan says serial.
+  double consumer_seconds_per_item = 0.0;        ///< Root seconds the caller spends on each result, serial or parallel.
 };
 
 /// Everything the model reads.
@@ -42,6 +43,7 @@ struct model_inputs {
 /// Predicted run of a given shape, from the model's formulas.
 struct prediction {
   double serial_seconds = 0.0;     ///< All items in one thread.
+  double work_seconds = 0.0;       ///< The calls alone, one after another: serial time without the engine's and the caller's per-item costs.
   double parallel_seconds = 0.0;   ///< Start-up, items on the workers, root cost, tail.
   double root_load = 0.0;          ///< Root busy time / parallel time.
   double overhead_fraction = 0.0;  ///< (parallel - ideal) / parallel, ideal = serial / workers.

@@ -30,6 +30,9 @@ struct optimize_options {
   std::optional<backend_kind> backend;         ///< Without a launcher: force processes, threads or serial.
   double memory_fraction = 0.5;                ///< Share of available memory results may take.
   double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
+  /// Seconds the caller's loop spends on each result on the root (writing it out, say): the model
+  /// adds them to a serial run and to the root's share of a parallel one, where they may bound it.
+  double consumer_seconds_per_item = 0.0;
   bool use_spawn_benchmark = true;             ///< Measure the cost of starting workers (else assume 0.5 ms each).
   bool use_chunking_benchmark = true;          ///< Measure the chunk round trip and the engine's per-item costs (else assume 50 us and 30 / 20 / 10 ns).
   std::size_t spread_sample = detail::spread_sample_most; ///< Items sampled spread over a random-access source (a container, the synthetic job), at most; they run again in the run, so a function with side effects may want 0 (off).

@@ -108,12 +108,14 @@ struct plan_profile {
   double engine_root_per_item = 0.0;        ///< Root seconds the engine spends per item of a parallel run.
   double engine_worker_per_item = 0.0;      ///< Worker seconds the engine adds per item beyond the function.
   bool engine_measured = false;             ///< False when the engine's costs were assumed, not measured.
+  double consumer_per_item = 0.0;           ///< Root seconds the caller said it spends on each result (optimize_options::consumer_seconds_per_item).
   double latency_same_node = 0.0;           ///< One-way MPI latency root to a rank on its node (0: not measured).
   double bandwidth_same_node = 0.0;         ///< MPI bandwidth root to a rank on its node, bytes/s.
   double latency_other_node = 0.0;          ///< One-way MPI latency root to a rank on another node.
   double bandwidth_other_node = 0.0;        ///< MPI bandwidth root to a rank on another node, bytes/s.
   // The model.
   double serial_seconds = 0.0;              ///< Predicted serial run time (0 for endless sources).
+  double work_seconds = 0.0;                ///< Predicted time of the calls alone, one after another (0 for endless sources).
   double parallel_seconds = 0.0;            ///< Predicted parallel run time (0 for endless sources).
   double parallel_speedup = 1.0;            ///< Predicted speedup of the parallel alternative, also when the plan rejected it for serial.
   double root_load = 0.0;                   ///< Fraction of a core the root spends dispatching and gathering.

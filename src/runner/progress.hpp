@@ -103,11 +103,11 @@ std::string singular(const std::string& noun);
 std::string count_text(std::size_t count, const std::string& noun);
 
 /// Returns the speedup predicted for a whole run, counted as measured_speedup is (work over wall
-/// time, sampling and planning included): `serial_seconds` of work that the plan runs in
-/// `run_seconds`, after `sampling_seconds` of sampled work and `planning_seconds` of planning, both
+/// time, sampling and planning included): `work_seconds` of the calls themselves that the plan runs
+/// in `run_seconds`, after `sampling_seconds` of sampled work and `planning_seconds` of planning, both
 /// spent before the run starts. Returns `plan_speedup` (the plan's own, for its run alone) when the
-/// work is unknown (`serial_seconds` 0: endless input).
-double whole_run_speedup(double serial_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
+/// work is unknown (`work_seconds` 0: endless input).
+double whole_run_speedup(double work_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
                          double plan_speedup);
 
 /// Returns the lines printed on stderr at the end of a run, each prefixed `amorsize: ` and ended

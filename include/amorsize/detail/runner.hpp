@@ -7,10 +7,12 @@
 
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -204,6 +206,27 @@ job_needs needs_of(const J& job) {
   return needs;
 }
 
+/// A record's key and fields, as the runner makes them for one item.
+using keyed_record = std::pair<std::string, record_fields>;
+
+/// Returns the seconds the root spends per record: making one with `make` and formatting its line,
+/// timed over a few milliseconds (the model charges them to every item, serial or parallel).
+double record_seconds(const std::function<keyed_record()>& make);
+
+/// Returns the root's seconds per record of `job` (its key, its record, its line), measured on a
+/// default item and result; 0 when either type has no default.
+template <job J>
+double record_seconds_of(const J& job) {
+  using item = typename J::item_type;
+  using result = typename J::result_type;
+  if constexpr (std::is_default_constructible_v<item> && std::is_default_constructible_v<result>) {
+    const std::string context = identity_of(job);
+    return record_seconds([&] { return keyed_record(item_key(context, item{}), job.record(result{})); });
+  } else {
+    return 0.0;
+  }
+}
+
 /// Plans `job` as `planner` says and prints the plan on the root.
 template <job J>
 int plan_job(const J& job, const planner_cli& planner) {
@@ -212,6 +235,7 @@ int plan_job(const J& job, const planner_cli& planner) {
   optimize_options options = planner.options();
   require_processes(options, needs.needs_processes);
   options.worker_setup = setup_of(job);
+  options.consumer_seconds_per_item = record_seconds_of(job);  // what `run` adds per item, so the plans agree
   const auto fn = job.function();
   const plan p = planner.mode == "map" ? plan(optimize(fn, job.items(), options))
                                        : plan(optimize_streaming(fn, job.items(), options));
@@ -232,6 +256,7 @@ int run_job(J& job, const planner_cli& planner, const run_cli& run) {
   const std::function<void()> setup = setup_of(job);
   optimize_options options = reporter.planning_options();
   options.worker_setup = setup;
+  options.consumer_seconds_per_item = record_seconds_of(job);
   const auto fn = job.function();
   std::optional<streaming_optimization_result<item, typename J::result_type>> planned;
   const std::optional<std::size_t> to_run = items.remaining().size();  // before sampling reads any

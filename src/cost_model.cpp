@@ -387,16 +387,26 @@ backend_kind choose_backend(const model_inputs& in, bool asked, std::optional<st
 }
 
 /// Gives a busy root core(s) of its own: it competes with the workers on its node when it needs most
-/// of one. Returns whether it took workers off the root's node; appends its sentence to the plan.
-bool reserve_root_core(const model_inputs& in, const prediction& p, plan& out) {
+/// of one, and the workers it takes would not speed the run (the root bounds it) by more than 1%.
+/// Updates `p` and returns whether it took workers off the root's node; appends its sentence to the plan.
+bool reserve_root_core(const model_inputs& in, std::optional<std::size_t> rest, const chunk_schedule& schedule,
+                       prediction& p, plan& out) {
   int& on_root = out.workers_per_node[0];
   const bool root_needs_core = !in.request.workers_per_node && p.root_load >= 0.5 &&
                                on_root >= in.cluster.nodes.front().usable_cores && on_root > 1;
   if (!root_needs_core) return false;
-  const int reserve = std::max(1, static_cast<int>(std::round(p.root_load)));
-  on_root = std::max(1, on_root - reserve);
+  const int reserve = std::min(on_root - 1, std::max(1, static_cast<int>(std::round(p.root_load))));
+  const prediction reserved = forecast(in, rest, total_workers(out.workers_per_node) - reserve, schedule);
+  if (reserved.speedup < 0.99 * p.speedup) {
+    out.reason += format("The root is busy %.0f%% of the time dispatching, but the %s it would take from its node "
+                         "are worth more (predicted %.2fx with them, %.2fx without). ",
+                         100.0 * p.root_load, text::count_of(reserve, "worker").c_str(), p.speedup, reserved.speedup);
+    return false;
+  }
+  on_root -= reserve;
   out.reason += format("The root is busy %.0f%% of the time dispatching, so its node keeps %d core(s) for it. ",
                        100.0 * p.root_load, reserve);
+  p = reserved;
   return true;
 }
 
@@ -579,6 +589,7 @@ void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr)
   const node_facts& root = in.cluster.nodes.front();
   const unit_costs costs = costs_of(in);
   pr.sample_size = w.count;
+  pr.spread_sample_size = w.spread_seconds.size();
   pr.total_items = in.request.total_items;
   pr.avg_execution_time = w.mean_seconds;
   pr.cv = w.cv;
@@ -648,10 +659,7 @@ plan make_plan(const model_inputs& measured) {
     p = forecast(in, rest, workers, out.schedule);
   }
   out.backend = backend;
-  if (reserve_root_core(in, p, out)) {
-    workers = total_workers(out.workers_per_node);
-    p = forecast(in, rest, workers, out.schedule);
-  }
+  if (reserve_root_core(in, rest, out.schedule, p, out)) workers = total_workers(out.workers_per_node);
   out.n_jobs = workers;
   out.chunksize = out.schedule.chunksize;
 
@@ -661,9 +669,10 @@ plan make_plan(const model_inputs& measured) {
   const std::size_t verdict_from = out.reason.size();
   decide_serial(in, p, workers, forced, rest.has_value(), out);
   if (out.serial) {
-    // The verdict first; the parallel plan it rejected after it, named as such.
-    const std::string alternative = out.reason.substr(alternative_from, verdict_from - alternative_from);
-    out.reason = out.reason.substr(0, alternative_from) + out.reason.substr(verdict_from) +
+    // The verdict first, then what was sampled, then the parallel plan it rejected, named as such.
+    std::string alternative = out.reason.substr(alternative_from, verdict_from - alternative_from);
+    while (!alternative.empty() && alternative.back() == ' ') alternative.pop_back();
+    out.reason = out.reason.substr(verdict_from) + out.reason.substr(0, alternative_from) +
                  "The parallel plan it rejected: " + alternative;
   }
   warn_if_machine_busy(in, out);

@@ -118,6 +118,7 @@ void each_profile_field(Profile& p, Visit&& visit) {
   visit("parallel_speedup", p.parallel_speedup);
   visit("root_load", p.root_load);
   visit("overhead_fraction", p.overhead_fraction);
+  visit("spread_sample_size", p.spread_sample_size);
   visit("sampling_seconds", p.sampling_seconds);
   visit("probe_seconds", p.probe_seconds);
   visit("benchmark_seconds", p.benchmark_seconds);
@@ -215,6 +216,7 @@ std::string plan::explain() const {
     for (const plan_warning& w : warnings) out << "  - " << w.message << " [" << to_string(w.kind) << "]\n";
   }
   out << "\nWorkload (" << p.sample_size << " items sampled";
+  if (p.spread_sample_size > 0) out << " first and " << p.spread_sample_size << " spread";
   out << (p.total_items ? format(" of %zu", *p.total_items) : std::string(" of an endless or unsized source")) << "):\n";
   out << format("  time per item      %s (CV %.2f, min %s, max %s)\n", text::seconds(p.avg_execution_time).c_str(), p.cv,
                 text::seconds(p.min_execution_time).c_str(), text::seconds(p.max_execution_time).c_str());

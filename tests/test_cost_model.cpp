@@ -335,8 +335,24 @@ TEST_CASE("the root that dispatches tiny chunks keeps a core for itself", "[cost
   in.local.chunk_round_trip = 200e-6;
   in.request.chunksize = 1;  // every item is a chunk: the root is busy
   const plan p = make_plan(in);
+  INFO(p.reason);
   CHECK(p.profile.root_load > 0.5);
   CHECK(p.has_warning(warning_kind::root_bottleneck));
+  CHECK(reason_says(p, "keeps 1 core(s) for it"));  // the root bounds the run: a fourth worker would add nothing
+  CHECK(p.n_jobs == 3);
+}
+
+TEST_CASE("the root keeps no core of its own when the workers it would take speed the run", "[cost_model]") {
+  // Half of each item's time is the caller's work on the root: busy half the time, it still leaves
+  // two workers on two cores nearly twice as fast as one (measured 1.84-1.88x against 1.09-1.43x).
+  model_inputs in = local_inputs(100e-6, 8000, 2);
+  in.request.consumer_seconds_per_item = 50e-6;
+  const plan p = make_plan(in);
+  INFO(p.reason);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 2);
+  CHECK(reason_says(p, "are worth more"));
+  CHECK(p.estimated_speedup > 1.5);
 }
 
 TEST_CASE("predict follows the rounds of equal chunks exactly for constant items", "[cost_model]") {

@@ -79,6 +79,7 @@ warning_kind parse_warning_kind(std::string_view name);
 struct plan_profile {
   // The workload, from the sample.
   std::size_t sample_size = 0;              ///< Items sampled successfully.
+  std::size_t spread_sample_size = 0;       ///< Of them and beside them, items sampled at spread positions of a random-access source (0: none).
   std::optional<std::size_t> total_items;   ///< Items in the source (nullopt: unknown or endless).
   double avg_execution_time = 0.0;          ///< Mean seconds per item.
   double cv = 0.0;                          ///< Coefficient of variation of item times.

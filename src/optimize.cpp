@@ -132,7 +132,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       in.request.min_speedup = options.min_speedup;
       in.request.consumer_seconds_per_item = options.consumer_seconds_per_item;
       result = make_plan(in);
-      if (options.backend == backend_kind::serial && !s.mpi()) {
+      if (options.backend == backend_kind::serial) {  // under a launcher too: the root runs every item
         result.reason = (result.serial ? "Serial, as asked. " : "Serial, as asked. The plan otherwise: ") + result.reason;
         result.serial = true;
         result.backend = backend_kind::serial;

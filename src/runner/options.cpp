@@ -127,7 +127,7 @@ void add_planner_options(CLI::App& command, planner_cli& p, bool for_plan) {
 void add_run_options(CLI::App& command, run_cli& r) {
   add_text(command, "-o,--output", r.output, "Write one JSON line per item here (default: stdout)");
   add_text(command, "--report", r.report, "Write a JSON summary of the run here");
-  add_text(command, "--backend", r.backend, "Without a launcher: processes, threads or serial (default: the plan's)");
+  add_text(command, "--backend", r.backend, "processes or threads (without a launcher), or serial (default: the plan's)");
   add_text(command, "--on-error", r.on_error, "keep-going (default) or stop at the first failed item");
   add_text(command, "--trace", r.trace, "Write a Chrome trace (Perfetto, chrome://tracing) of the run here");
   auto* on = command.add_flag_callback("--progress", [&r] { r.progress = true; }, "Show progress on stderr even off a terminal");

@@ -317,8 +317,9 @@ run_reporter::run_reporter(const planner_cli& planner, const run_cli& run, std::
   impl& m = *impl_;
   m.policy = parse_policy(run.on_error);
   m.backend = parse_backend(run.backend);
-  if (m.backend && m.where.mpi()) {
-    throw input_error("--backend applies without a launcher: under mpirun or srun the ranks are the workers");
+  if (m.backend && *m.backend != backend_kind::serial && m.where.mpi()) {
+    throw input_error("--backend " + run.backend + " applies without a launcher: under mpirun or srun the ranks are "
+                      "the workers (--backend serial runs every item on the root)");
   }
   (void)planner.options();  // every rank rejects bad planner options alike, before the root opens anything
   m.records.path = run.output.empty() ? "-" : run.output;

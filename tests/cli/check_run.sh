@@ -67,5 +67,15 @@ if ((${#launcher[@]} == 0)); then
   run_it --items 60 --mean-ms 1 --backend threads --output "$work/threads.jsonl"
   [[ $status -eq 0 ]] || fail "threads run exited $status"
   check_indices "$work/threads.jsonl" 60
+else
+  # Under a launcher the ranks are the workers: a local backend is exit 3, serial runs on the root.
+  run_it --items 20 --mean-ms 1 --backend threads --output "$work/threads.jsonl"
+  [[ $status -eq 3 ]] || fail "--backend threads under a launcher exited $status, expected 3"
+  grep -q 'backend serial runs every item on the root' "$work/stderr" || fail "no hint of --backend serial: $(cat "$work/stderr")"
 fi
+# Serial, as asked (under a launcher too): every item once, on one worker.
+run_it --items 40 --mean-ms 2 --backend serial --output "$work/serial.jsonl"
+[[ $status -eq 0 ]] || fail "serial run exited $status"
+check_indices "$work/serial.jsonl" 40
+grep -q 'on 1 worker (serial)' "$work/stderr" || fail "serial run did not say it ran serially: $(cat "$work/stderr")"
 echo "check_run: all checks passed"

@@ -104,6 +104,38 @@ TEST_CASE("a serial plan under MPI runs on the root only", "[mpi][pool]") {
   CHECK(calls_per_rank[0] == count);
 }
 
+// A serial backend asked for holds under a launcher too: the root runs every item, though the
+// items would pay for the worker ranks.
+TEST_CASE("a serial backend asked for under MPI runs on the root only", "[mpi][pool]") {
+  session& s = session::current();
+  constexpr std::size_t count = 60;
+  std::size_t calls = 0;
+  auto fn = [&calls](const int& x) {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return x + 1;
+  };
+  optimize_options options;
+  options.backend = backend_kind::serial;
+  options.spread_sample = 0;  // calls are counted: spread-sampled items would run twice
+  auto result = optimize(fn, iota_items(count), options);
+  INFO("rank " << s.rank() << " of " << s.size() << "; plan: " << result.reason);
+  CHECK(result.serial);
+  CHECK(result.backend == backend_kind::serial);
+  CHECK(result.reason.rfind("Serial, as asked.", 0) == 0);
+  pool p(result);
+  const auto results = p.map(fn, result);
+  const std::vector<unsigned long long> calls_per_rank = gather_counts(calls);
+  if (!s.is_root()) {
+    CHECK(results.empty());
+    CHECK(calls == 0);
+    return;
+  }
+  REQUIRE(results.size() == count);
+  for (std::size_t i = 0; i < count; ++i) CHECK((results[i].ok() && results[i].value() == static_cast<int>(i) + 1));
+  CHECK(calls_per_rank[0] == count);
+}
+
 namespace {
 
 /// Setups this rank ran, and the worker number each saw.

@@ -398,13 +398,14 @@ bool reserve_root_core(const model_inputs& in, std::optional<std::size_t> rest, 
   const int reserve = std::min(on_root - 1, std::max(1, static_cast<int>(std::round(p.root_load))));
   const prediction reserved = forecast(in, rest, total_workers(out.workers_per_node) - reserve, schedule);
   if (reserved.speedup < 0.99 * p.speedup) {
-    out.reason += format("The root is busy %.0f%% of the time dispatching, but the %s it would take from its node "
-                         "are worth more (predicted %.2fx with them, %.2fx without). ",
+    out.reason += format("The root is busy %.0f%% of the time dispatching and taking results, but a core of its "
+                         "own would cost the run %s (predicted %.2fx with, %.2fx without). ",
                          100.0 * p.root_load, text::count_of(reserve, "worker").c_str(), p.speedup, reserved.speedup);
     return false;
   }
   on_root -= reserve;
-  out.reason += format("The root is busy %.0f%% of the time dispatching, so its node keeps %d core(s) for it. ",
+  out.reason += format("The root is busy %.0f%% of the time dispatching and taking results, so its node keeps %d "
+                       "core(s) for it. ",
                        100.0 * p.root_load, reserve);
   p = reserved;
   return true;
@@ -553,13 +554,7 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
       out.reason += format("Expected steady-state speedup %.2fx on an endless stream.", p.speedup);
     }
   }
-  if (out.serial) {
-    out.backend = backend_kind::serial;
-    out.n_jobs = 1;
-    out.estimated_speedup = 1.0;
-    // A serial run shares no process with workers: the warning about threads does not apply.
-    std::erase_if(out.warnings, [](const plan_warning& w) { return w.kind == warning_kind::threads_not_crash_isolated; });
-  }
+  if (out.serial) make_serial(out);
 }
 
 /// Warns when other work on the root's node takes cores the model counted on, and timings measured now.
@@ -633,6 +628,18 @@ void fill_profile(const model_inputs& in, const prediction& p, plan_profile& pr)
 
 }  // namespace
 
+void make_serial(plan& p) {
+  p.serial = true;
+  p.backend = backend_kind::serial;
+  p.n_jobs = 1;
+  p.estimated_speedup = 1.0;
+  // A serial run shares no process with workers, has no root to dispatch and no window to fill.
+  std::erase_if(p.warnings, [](const plan_warning& w) {
+    return w.kind == warning_kind::threads_not_crash_isolated || w.kind == warning_kind::root_bottleneck ||
+           w.kind == warning_kind::serial_as_fast || w.kind == warning_kind::window_below_in_flight;
+  });
+}
+
 plan make_plan(const model_inputs& measured) {
   model_inputs in = measured;  // the backend is settled below; everything else is as measured
   const plan_request& rq = in.request;
@@ -669,11 +676,12 @@ plan make_plan(const model_inputs& measured) {
   const std::size_t verdict_from = out.reason.size();
   decide_serial(in, p, workers, forced, rest.has_value(), out);
   if (out.serial) {
-    // The verdict first, then what was sampled, then the parallel plan it rejected, named as such.
+    // The verdict first, then what was sampled, then the parallel plan it rejected, named as such
+    // (without a worker rank there was none to reject).
     std::string alternative = out.reason.substr(alternative_from, verdict_from - alternative_from);
     while (!alternative.empty() && alternative.back() == ' ') alternative.pop_back();
-    out.reason = out.reason.substr(verdict_from) + out.reason.substr(0, alternative_from) +
-                 "The parallel plan it rejected: " + alternative;
+    out.reason = out.reason.substr(verdict_from) + out.reason.substr(0, alternative_from);
+    if (workers > 0) out.reason += "The parallel plan it rejected: " + alternative;
   }
   warn_if_machine_busy(in, out);
   warn_if_root_bottleneck(p, out);

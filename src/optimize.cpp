@@ -134,10 +134,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       result = make_plan(in);
       if (options.backend == backend_kind::serial) {  // under a launcher too: the root runs every item
         result.reason = (result.serial ? "Serial, as asked. " : "Serial, as asked. The plan otherwise: ") + result.reason;
-        result.serial = true;
-        result.backend = backend_kind::serial;
-        result.n_jobs = 1;
-        result.estimated_speedup = 1.0;  // the plan's run is the serial one
+        make_serial(result);
       }
       for (const auto& e : in.work.errors) {
         result.warn(warning_kind::item_threw_in_sample,

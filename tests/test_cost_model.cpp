@@ -281,8 +281,11 @@ TEST_CASE("under MPI the root's rank dispatches and the other ranks work", "[cos
   }
   SECTION("one rank: no worker, serial with advice") {
     const plan p = make_plan(mpi_inputs(2e-3, 10000, {1}));
+    INFO(p.reason);
     CHECK(p.serial);
     CHECK(p.has_warning(warning_kind::no_worker_rank));
+    CHECK(p.reason.rfind("Serial: there is no worker rank", 0) == 0);
+    CHECK_FALSE(reason_says(p, "rejected"));  // no parallel plan was possible, so none was rejected
   }
   SECTION("three nodes: every node's cores, the root's node less the root's rank") {
     const plan p = make_plan(mpi_inputs(2e-3, 100000, {2, 2, 2}));
@@ -351,7 +354,7 @@ TEST_CASE("the root keeps no core of its own when the workers it would take spee
   INFO(p.reason);
   CHECK_FALSE(p.serial);
   CHECK(p.n_jobs == 2);
-  CHECK(reason_says(p, "are worth more"));
+  CHECK(reason_says(p, "a core of its own would cost the run 1 worker"));
   CHECK(p.estimated_speedup > 1.5);
 }
 

@@ -46,6 +46,14 @@ struct wide_record_job : empty_job<'w'> {
   }
 };
 
+/// A job whose record() needs a real result: a default one makes it throw.
+struct picky_record_job : empty_job<'p'> {
+  [[nodiscard]] amorsize::runner::record_fields record(const int& result) const {
+    if (result == 0) throw std::invalid_argument("no result");
+    return {};
+  }
+};
+
 }  // namespace
 
 TEST_CASE("the runner measures what making and formatting a job's record costs the root", "[runner]") {
@@ -55,6 +63,7 @@ TEST_CASE("the runner measures what making and formatting a job's record costs t
   CHECK(empty > 0.0);
   CHECK(empty < 1e-3);
   CHECK(wide > 5.0 * empty);  // a thousand numbers to build and print, against a key and an index
+  CHECK(record_seconds_of(picky_record_job{}) == 0.0);  // not measured, and no error before the run
 }
 
 TEST_CASE("numbers are the whole text, in range, never clamped", "[runner]") {

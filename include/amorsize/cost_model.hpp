@@ -59,6 +59,10 @@ prediction predict_steady(const model_inputs& in, int workers, const chunk_sched
 /// Turns measurements into a plan; every decision leaves a sentence in `reason` or `warnings`.
 plan make_plan(const model_inputs& in);
 
+/// Makes `p` run serially: one worker, backend serial, estimated speedup 1.0, without the warnings
+/// only a parallel run earns; the rejected parallel estimate stays in its profile.
+void make_serial(plan& p);
+
 /// Returns how many results fit in `fraction` of `available_memory` bytes at `result_bytes` each (at least 1).
 std::size_t safe_batch_size(double result_bytes, std::uint64_t available_memory, double fraction = 0.5);
 

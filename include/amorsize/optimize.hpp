@@ -27,7 +27,7 @@ struct optimize_options {
   std::optional<std::size_t> buffer_size;      ///< Items in flight at most when streaming; unset: decide.
   std::optional<int> workers_per_node;         ///< Force this many workers per node.
   std::optional<std::size_t> chunksize;        ///< Force this chunk size.
-  std::optional<backend_kind> backend;         ///< Without a launcher: force processes, threads or serial.
+  std::optional<backend_kind> backend;         ///< Force processes or threads (without a launcher), or serial (also under one).
   double memory_fraction = 0.5;                ///< Share of available memory results may take.
   double min_speedup = 1.2;                    ///< Below this predicted speedup, advise serial.
   /// Seconds the caller's loop spends on each result on the root (writing it out, say): the model

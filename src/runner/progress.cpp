@@ -161,11 +161,10 @@ std::string count_text(std::size_t count, const std::string& noun) {
   return std::to_string(count) + " " + (count == 1 ? singular(noun) : noun);
 }
 
-double whole_run_speedup(double work_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
-                         double plan_speedup) {
-  const double wall = sampling_seconds + planning_seconds + run_seconds;
+double whole_run_speedup(double work_seconds, double run_seconds, double planning_seconds, double plan_speedup) {
+  const double wall = planning_seconds + run_seconds;
   if (work_seconds <= 0.0 || wall <= 0.0) return plan_speedup;
-  return (work_seconds + sampling_seconds) / wall;
+  return work_seconds / wall;
 }
 
 std::string format_summary(const run_summary& s) {

@@ -104,11 +104,10 @@ std::string count_text(std::size_t count, const std::string& noun);
 
 /// Returns the speedup predicted for a whole run, counted as measured_speedup is (work over wall
 /// time, sampling and planning included): `work_seconds` of the calls themselves that the plan runs
-/// in `run_seconds`, after `sampling_seconds` of sampled work and `planning_seconds` of planning, both
-/// spent before the run starts. Returns `plan_speedup` (the plan's own, for its run alone) when the
-/// work is unknown (`work_seconds` 0: endless input).
-double whole_run_speedup(double work_seconds, double run_seconds, double sampling_seconds, double planning_seconds,
-                         double plan_speedup);
+/// in `run_seconds`, both as the plan's profile gives them (the sampled calls included), after
+/// `planning_seconds` of planning. Returns `plan_speedup` (the plan's own) when the work is unknown
+/// (`work_seconds` 0: endless input).
+double whole_run_speedup(double work_seconds, double run_seconds, double planning_seconds, double plan_speedup);
 
 /// Returns the lines printed on stderr at the end of a run, each prefixed `amorsize: ` and ended
 /// with a newline: counts and wall time, speedups and efficiency (measured / workers), the time

@@ -574,11 +574,11 @@ int run_reporter::finish(const plan& p) {
   summary.planning_seconds = std::max(0.0, m.planned_at - m.start - m.sampling_seconds);
   summary.running_seconds = end - m.planned_at;
   summary.tail_seconds = m.last_sent > 0.0 ? std::max(0.0, end - m.last_sent) : 0.0;
-  // The plan predicts its run; the sampling and planning spent before it count on both sides, as
-  // they do in the measured speedup.
+  // The plan predicts its run with the sampled calls in it; the planning spent before the run
+  // counts too, as it does in the measured speedup.
   const double planned_run = p.serial ? p.profile.serial_seconds : p.profile.parallel_seconds;
-  summary.predicted_speedup = whole_run_speedup(p.profile.work_seconds, planned_run, m.sampling_seconds,
-                                                summary.planning_seconds, p.serial ? 1.0 : p.estimated_speedup);
+  summary.predicted_speedup = whole_run_speedup(p.profile.work_seconds, planned_run, summary.planning_seconds,
+                                                p.serial ? 1.0 : p.estimated_speedup);
   const double compute = stats.compute_seconds + m.sampling_seconds;
   summary.measured_speedup = summary.wall_seconds > 0.0 ? compute / summary.wall_seconds : 0.0;
   summary.workers = stats.workers > 0 ? stats.workers : 1;

@@ -515,7 +515,9 @@ namespace amorsize {
 
 inline pool::pool(const plan& p) {
   options_.backend = p.backend;
-  options_.workers_per_node = p.workers_per_node;
+  // A serial plan runs in the calling thread: the counts of the parallel plan it rejected (none at all
+  // under a launcher with one rank) do not apply.
+  if (!p.serial) options_.workers_per_node = p.workers_per_node;
   options_.schedule = p.schedule;
   options_.use_ordered = p.use_ordered;
   options_.buffer_size = p.mode == plan_mode::streaming ? p.buffer_size : 0;

@@ -214,14 +214,18 @@ using keyed_record = std::pair<std::string, record_fields>;
 double record_seconds(const std::function<keyed_record()>& make);
 
 /// Returns the root's seconds per record of `job` (its key, its record, its line), measured on a
-/// default item and result; 0 when either type has no default.
+/// default item and result; 0 when either type has no default or the job's record() refuses one.
 template <job J>
 double record_seconds_of(const J& job) {
   using item = typename J::item_type;
   using result = typename J::result_type;
   if constexpr (std::is_default_constructible_v<item> && std::is_default_constructible_v<result>) {
     const std::string context = identity_of(job);
-    return record_seconds([&] { return keyed_record(item_key(context, item{}), job.record(result{})); });
+    try {
+      return record_seconds([&] { return keyed_record(item_key(context, item{}), job.record(result{})); });
+    } catch (...) {
+      return 0.0;  // a record() that needs a real result: its cost stays out of the model
+    }
   } else {
     return 0.0;
   }

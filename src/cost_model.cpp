@@ -516,7 +516,7 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     // few per-item costs measured in nanoseconds, which noise (a busy machine, a sanitizer) can invent.
     out.serial = true;
     out.reason += format("Serial: one worker would only overlap the items with the root's own work on them "
-                         "(predicted %.2fx), too thin a margin to trust; the serial loop does the same without "
+                         "(predicted speedup %.2fx), too thin a margin to trust; the serial loop does the same without "
                          "dispatch. ",
                          p.speedup);
   } else if (p.speedup < rq.min_speedup && !forced && workers > 1 && in.work.unreliable() &&

@@ -341,7 +341,9 @@ TEST_CASE("optimize advises serial for a trivial function", "[plan]") {
   CHECK(result.backend == backend_kind::serial);
   CHECK_THAT(result.reason, Contains("speedup"));
   CHECK(result.estimated_speedup == 1.0);
-  CHECK(result.profile.parallel_speedup < 1.2);
+  // The rejected alternative: below 1.2x, or one worker beside a root that bounds the run (a
+  // sanitizer's build makes the engine's per-item costs the size of x * x itself).
+  CHECK((result.profile.parallel_speedup < 1.2 || Contains("one worker would only overlap").match(result.reason)));
   // On short items the engine's cost decides, so it is measured (a sanitizer's build may make x * x long).
   CHECK(result.profile.engine_measured == (result.profile.avg_execution_time < 50e-6));
   CHECK_THAT(result.explain(), Contains("serially"));

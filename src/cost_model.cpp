@@ -644,6 +644,26 @@ void make_serial(plan& p) {
   });
 }
 
+plan plan_rest_of_run(const model_inputs& planned, double mean_seconds, std::size_t items_run,
+                      std::optional<std::size_t> items_left) {
+  model_inputs in = planned;
+  sample_stats& w = in.work;
+  const double scale = w.mean_seconds > 0.0 ? mean_seconds / w.mean_seconds : 1.0;
+  w.min_seconds *= scale;  // the sample's shape (CV, tail) at the measured scale
+  w.max_seconds *= scale;
+  w.mean_seconds = mean_seconds;
+  // The items run are the sample now: they are done, the sampled calls and the spread are in the past.
+  w.count = items_run;
+  w.failed = 0;
+  w.total_seconds = 0.0;
+  w.spread_seconds.clear();
+  w.spread_positions.clear();
+  w.spread_total_seconds = 0.0;
+  w.trend = 0.0;
+  in.request.total_items = items_left ? std::optional<std::size_t>(*items_left + items_run) : std::nullopt;
+  return make_plan(in);
+}
+
 plan make_plan(const model_inputs& measured) {
   model_inputs in = measured;  // the backend is settled below; everything else is as measured
   const plan_request& rq = in.request;

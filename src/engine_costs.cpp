@@ -56,7 +56,7 @@ std::size_t drain(detail::stream_state<item>& records) {
 
 /// Seconds of a serial run over the items, records handed over as map takes them.
 double serial_run_seconds(const std::vector<item>& items) {
-  detail::run_input<item, item> input{make_source(std::vector<item>(items)), {}, {}};
+  detail::run_input<item, item> input{make_source(std::vector<item>(items)), {}, {}, 0, nullptr};
   detail::serial_stream<item, item, near_zero> run(near_zero{}, std::move(input), pool_options{},
                                                    detail::worker_places{{-1}, {std::string()}});
   const double start = monotonic_seconds();
@@ -79,7 +79,7 @@ double worker_task_seconds(const std::vector<item>& items) {
 /// worker, in chunks of a few milliseconds: reading and packing items, unpacking and handing over records.
 double root_cpu_seconds(const std::vector<item>& items, std::size_t count) {
   detail::run_input<item, item> input{
-      make_source(std::vector<item>(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(count))), {}, {}};
+      make_source(std::vector<item>(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(count))), {}, {}, 0, nullptr};
   engine::dispatch_options dispatch;
   dispatch.schedule.chunksize = 16384;
   dispatch.schedule.min_chunksize = 16384;

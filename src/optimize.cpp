@@ -75,7 +75,8 @@ bool sample_in_child() { return !session::current().mpi() && engine::fork_is_saf
 
 plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
                        std::optional<std::size_t> total_items,
-                       const std::function<sample_stats(bool in_child)>& sample_on_root) {
+                       const std::function<sample_stats(bool in_child)>& sample_on_root,
+                       std::shared_ptr<const model_inputs>* serial_model) {
   session& s = session::current();
   // Before any other message: layout() and links() below are collective on first use.
   if (s.mpi()) engine::agree_on_call(s, name_call());
@@ -135,6 +136,8 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       if (options.backend == backend_kind::serial) {  // under a launcher too: the root runs every item
         result.reason = (result.serial ? "Serial, as asked. " : "Serial, as asked. The plan otherwise: ") + result.reason;
         make_serial(result);
+      } else if (result.serial && !s.mpi() && serial_model) {
+        *serial_model = std::make_shared<const model_inputs>(in);
       }
       for (const auto& e : in.work.errors) {
         result.warn(warning_kind::item_threw_in_sample,

@@ -9,6 +9,8 @@
 #include <amorsize/session.hpp>
 #include <amorsize/worker.hpp>
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -198,6 +200,35 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
   resolved_run run = resolve_run(options, call, task, refusal);
   if (run.hands_records) warn_if_no_item_timeout(options, run.backend);
   return run;
+}
+
+std::optional<went_parallel_plan> plan_going_parallel(const model_inputs& model, double mean_seconds,
+                                                      std::size_t items_run, std::optional<std::size_t> items_left,
+                                                      double at_seconds) {
+  // Items about as dear as sampled leave the serial verdict standing: re-planning on noise would only churn.
+  constexpr double clearly_slower = 1.25;
+  const double mean = std::max(0.0, mean_seconds - model.engine.serial_per_item);
+  if (mean < clearly_slower * model.work.mean_seconds || (items_left && *items_left == 0)) return std::nullopt;
+  went_parallel_plan out{plan_rest_of_run(model, mean, items_run, items_left), {}};
+  const plan& rest = out.rest;
+  if (rest.serial) return std::nullopt;
+  replan& why = out.why;
+  why.at_seconds = at_seconds;
+  why.items_done = items_run;
+  why.old_kind = schedule_kind::fixed;
+  why.old_chunksize = 1;
+  why.new_kind = rest.schedule.kind;
+  why.new_chunksize = rest.chunksize;
+  why.old_workers = 1;
+  why.new_workers = rest.n_jobs;
+  why.eta_seconds = rest.profile.parallel_seconds;
+  const std::string left = items_left ? text::count_of(static_cast<long long>(*items_left), "item") : "an unknown number";
+  why.reason = text::format("Items took %s each, not the %s sampled: after %zu in the calling thread, the rest (%s) "
+                            "runs on %d %s, predicted speedup %.2fx.",
+                            text::seconds(mean).c_str(), text::seconds(model.work.mean_seconds).c_str(), items_run,
+                            left.c_str(), rest.n_jobs, std::string(to_string(rest.backend)).c_str(),
+                            rest.estimated_speedup);
+  return out;
 }
 
 }  // namespace detail

@@ -534,3 +534,21 @@ TEST_CASE("on one node the root's CPU competes with the workers' for the cores",
   const prediction two_nodes = predict(in, 10000000, 2, s);
   CHECK(two_nodes.parallel_seconds - in.work.total_seconds < 0.7);
 }
+
+TEST_CASE("a serial run re-planned from dearer items than sampled goes parallel, from items as sampled stays serial",
+          "[cost_model]") {
+  model_inputs in = local_inputs(1e-6, 1000, 2);  // 1 ms of work: serial
+  in.engine = {true, 20e-9, 30e-9, 2e-9, 0.0};
+  REQUIRE(make_plan(in).serial);
+  // 60 items ran at 1 ms each; 940 are left: about a second of work for 2 workers.
+  const plan rest = plan_rest_of_run(in, 1e-3, 60, 940);
+  CHECK_FALSE(rest.serial);
+  CHECK(rest.n_jobs == 2);
+  CHECK(rest.profile.avg_execution_time == 1e-3);
+  CHECK(rest.profile.total_items == 1000);  // the items run count as the sample: 940 are left
+  CHECK(rest.profile.sampling_seconds == 0.0);
+  CHECK(rest.estimated_speedup > 1.5);
+  CHECK(plan_rest_of_run(in, 1.1e-6, 60, 940).serial);
+  // An endless stream is planned on its steady state.
+  CHECK_FALSE(plan_rest_of_run(in, 1e-3, 60, std::nullopt).serial);
+}

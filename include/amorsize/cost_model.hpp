@@ -59,6 +59,13 @@ prediction predict_steady(const model_inputs& in, int workers, const chunk_sched
 /// Turns measurements into a plan; every decision leaves a sentence in `reason` or `warnings`.
 plan make_plan(const model_inputs& in);
 
+/// Re-plans the rest of a run the model made serial, from its own items: `planned` with the sample's
+/// mean item time replaced by `mean_seconds` (measured on `items_run` items of the run, the engine's
+/// record excluded) and `items_left` items to go (nullopt: unknown or endless). A run whose items take
+/// longer than sampled (a generator whose first items were cheap) learns here whether workers now pay.
+plan plan_rest_of_run(const model_inputs& planned, double mean_seconds, std::size_t items_run,
+                      std::optional<std::size_t> items_left);
+
 /// Makes `p` run serially: one worker, backend serial, estimated speedup 1.0, without the warnings
 /// only a parallel run earns; the rejected parallel estimate stays in its profile.
 void make_serial(plan& p);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -57,6 +58,9 @@ struct optimization_result : plan {
   source<T> data;                              ///< Every item, the sampled ones first: use it instead of the original.
   std::vector<std::optional<R>> sampled_results; ///< Results of the first items (nullopt where the call threw), reused by the engine.
   std::vector<item_error> sample_errors;       ///< Sampled items the function threw on.
+  /// What the model read, kept when it planned serial without a launcher (serial asked for keeps
+  /// none): a serial run re-plans its rest from it when its items take longer than sampled.
+  std::shared_ptr<const model_inputs> model;
 };
 
 /// A plan for streaming results through imap/imap_unordered (the seed's StreamingOptimizationResult).
@@ -68,10 +72,12 @@ namespace detail {
 /// Plans collectively: under MPI first agrees on the call (`name_call` names it), then cluster
 /// layout and links on every rank, sampling and the model on the root, and the plan (or the root's
 /// error) broadcast to every rank. `sample_on_root(in_child)` samples in a forked sampler process
-/// when `in_child`, else in the root itself.
+/// when `in_child`, else in the root itself. A serial verdict of the model without a launcher keeps
+/// its inputs in `serial_model` (see optimization_result::model).
 plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
                        std::optional<std::size_t> total_items,
-                       const std::function<sample_stats(bool in_child)>& sample_on_root);
+                       const std::function<sample_stats(bool in_child)>& sample_on_root,
+                       std::shared_ptr<const model_inputs>* serial_model = nullptr);
 
 /// True when sampling may run in a forked sampler: no launcher, and this process has no other thread.
 bool sample_in_child();
@@ -109,7 +115,7 @@ void optimize_into(Fn& fn, source<T> src, const optimize_options& options, plan_
   static_cast<plan&>(result) = plan_collectively(name_call, options, mode, total, [&](bool in_child) {
     sampled.emplace(sample(fn, src, options.sample_size, in_child, options.worker_setup, options.spread_sample, options.stop));
     return sampled->stats;
-  });
+  }, &result.model);
   if (sampled) {
     result.sampled_results = std::move(sampled->results);
     result.sample_errors = sampled->stats.errors;

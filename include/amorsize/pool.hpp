@@ -50,6 +50,10 @@ struct pool_options {
   std::size_t buffer_size = 0;              ///< Items dispatched but not handed over, at most (0: decide).
   bool force_workers = false;               ///< Run the workers asked for even beyond max_workers_per_core per usable core (a plan's counts are final).
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
+  /// A serial run of an optimization result that the model made serial (without a launcher) re-plans
+  /// from the items it ran when they take longer than sampled, and runs the rest on workers when they
+  /// now pay (run_stats::replans says when and why); pool(plan) sets it for a serial plan.
+  bool may_go_parallel = false;
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
   std::ostream* log = &std::cerr;           ///< Where verbose output and warnings (a changed backend, capped workers) go; null: nowhere.
   /// Runs once in each worker before its first item (each process, replacements included; each
@@ -143,6 +147,20 @@ void agree_on_call(const std::function<std::string()>& key, const std::string& r
 
 /// True where records are handed over: the root under MPI, the only process without a launcher.
 bool hands_records();
+
+/// A serial run's new plan for its rest, and the change as its run_stats report it.
+struct went_parallel_plan {
+  plan rest;    ///< How the rest runs: workers, chunks, the prediction.
+  replan why;   ///< When, from how many workers to how many, and why.
+};
+
+/// Re-plans a serial run that the model planned from `model`, `at_seconds` into it, after `items_run`
+/// items whose last ones took `mean_seconds` each (the engine's record included), with `items_left`
+/// to go (nullopt: unknown); returns the parallel plan when the items take clearly longer than
+/// sampled and workers now pay, nullopt when the run should stay serial.
+std::optional<went_parallel_plan> plan_going_parallel(const model_inputs& model, double mean_seconds,
+                                                      std::size_t items_run, std::optional<std::size_t> items_left,
+                                                      double at_seconds);
 
 /// One pull-based run; the typed implementations live in detail/pool.hpp.
 template <class R>

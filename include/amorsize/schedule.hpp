@@ -44,6 +44,8 @@ struct replan {
   schedule_kind new_kind = schedule_kind::fixed;  ///< The policy after.
   std::size_t old_chunksize = 0;                  ///< The (largest) chunk size before.
   std::size_t new_chunksize = 0;                  ///< The (largest) chunk size after.
+  int old_workers = 0;                            ///< Workers before (1: a serial run).
+  int new_workers = 0;                            ///< Workers after (more than before: the serial run went parallel).
   double eta_seconds = 0.0;                       ///< Seconds of run left, as predicted at the change.
   std::string reason;                             ///< Why, with the measurements.
 };

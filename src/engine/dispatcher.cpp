@@ -320,6 +320,7 @@ void dispatcher::record_replan(schedule_kind old_kind, std::size_t old_size, std
   change.new_kind = options_.schedule.kind;
   change.old_chunksize = old_size;
   change.new_chunksize = options_.schedule.chunksize;
+  change.old_workers = change.new_workers = alive_workers();
   change.eta_seconds = stats_.eta_seconds;
   change.reason = std::move(reason);
   stats_.replans.push_back(std::move(change));

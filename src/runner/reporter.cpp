@@ -546,6 +546,7 @@ nlohmann::ordered_json replans_json(const std::vector<replan>& replans) {
     out.push_back({{"at_seconds", r.at_seconds}, {"items_done", r.items_done},
                    {"old", std::string(to_string(r.old_kind)) + " " + std::to_string(r.old_chunksize)},
                    {"new", std::string(to_string(r.new_kind)) + " " + std::to_string(r.new_chunksize)},
+                   {"old_workers", r.old_workers}, {"new_workers", r.new_workers},
                    {"eta_seconds", r.eta_seconds}, {"reason", r.reason}});
   }
   return out;

@@ -12,7 +12,10 @@
 #include <chrono>
 #include <deque>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <ranges>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -24,7 +27,13 @@ struct run_input {
   source<T> data;                               ///< Every item; the first `known.size()` are skipped.
   std::vector<std::optional<R>> known;          ///< Results of the first items (nullopt where they failed).
   std::vector<item_error> known_errors;         ///< Why those failed.
+  std::size_t first_index = 0;                  ///< Index of the source's first item (a run that goes on from another's items: past 0).
+  std::shared_ptr<const model_inputs> model;    ///< What the model read when it planned serial (see optimization_result::model).
 };
+
+/// Starts workers for the rest of a serial run as `rest_plan` says; `rest` holds the items not run yet.
+template <class T, class R>
+using parallel_start = std::function<std::unique_ptr<stream_state<R>>(const plan& rest_plan, run_input<T, R> rest)>;
 
 /// True for the result of optimize / optimize_streaming: its data and its sampled results.
 template <class Data>
@@ -44,6 +53,22 @@ struct pool_item<Data> {
 };
 template <class Data>
 using pool_item_t = typename pool_item<Data>::type;
+
+/// Returns the pool's options for plan `p`: its backend, workers, chunks, order and window; a serial
+/// plan's run may go parallel when its items turn out dearer than sampled.
+inline pool_options options_of_plan(const plan& p) {
+  pool_options options;
+  options.backend = p.backend;
+  // A serial plan runs in the calling thread: the counts of the parallel plan it rejected (none at all
+  // under a launcher with one rank) do not apply.
+  if (!p.serial) options.workers_per_node = p.workers_per_node;
+  options.schedule = p.schedule;
+  options.use_ordered = p.use_ordered;
+  options.buffer_size = p.mode == plan_mode::streaming ? p.buffer_size : 0;
+  options.force_workers = true;  // the plan's counts are its decision
+  options.may_go_parallel = p.serial;
+  return options;
+}
 
 /// Returns the number of items `data` holds when it is known without reading them (nullopt otherwise).
 template <class Data>
@@ -77,7 +102,7 @@ template <class R, planned_result Data>
 auto make_run_input(const Data& result) {
   using sampled = typename decltype(result.sampled_results)::value_type::value_type;
   static_assert(std::is_same_v<R, sampled>, "the function's result type differs from the one the plan sampled");
-  return run_input<pool_item_t<Data>, R>{result.data, result.sampled_results, result.sample_errors};
+  return run_input<pool_item_t<Data>, R>{result.data, result.sampled_results, result.sample_errors, 0, result.model};
 }
 
 /// Makes the run input from plain data: nothing known.
@@ -85,7 +110,7 @@ template <class R, class Data>
   requires(!planned_result<Data>)
 auto make_run_input(Data&& data) {
   auto src = make_source(std::forward<Data>(data));
-  return run_input<typename decltype(src)::value_type, R>{std::move(src), {}, {}};
+  return run_input<typename decltype(src)::value_type, R>{std::move(src), {}, {}, 0, nullptr};
 }
 
 /// Names pool call `method` of `fn` over `data`'s items for the agreement under MPI.
@@ -192,16 +217,19 @@ class stream_base : public stream_state<R> {
     if (stopping_) return;
     stopping_ = true;
     stop_index_ = index;
-    on_stop();
+    on_stop(index);
   }
 
  protected:
   /// Returns the next record of the run proper (known results are handled here).
   virtual std::optional<item_result<R>> next_computed() = 0;
-  /// Called once when the stop policy sees the first error: stop starting new items.
-  virtual void on_stop() {}
+  /// Called once when the stop policy sees the first error (item `index`): stop starting new items.
+  virtual void on_stop(std::size_t /*index*/) {}
   /// Index one past the last item the run took from the source.
   virtual std::size_t taken() const = 0;
+
+  /// Index of the first item this run computes (the known ones come before it).
+  [[nodiscard]] std::size_t first_computed() const { return input_.first_index + input_.known.size(); }
 
   /// True once the pool's stop request, if any, was triggered.
   [[nodiscard]] bool stop_requested() const { return options_.stop && options_.stop->requested(); }
@@ -216,18 +244,18 @@ class stream_base : public stream_state<R> {
   std::optional<item_result<R>> next_record() {
     if (known_next_ < input_.known.size()) {
       const std::size_t i = known_next_++;
-      if (input_.known[i]) return item_result<R>::success(i, *input_.known[i]);
+      const std::size_t index = input_.first_index + i;
+      if (input_.known[i]) return item_result<R>::success(index, *input_.known[i]);
       std::string message = "failed while sampled";
       for (const auto& e : input_.known_errors) {
         if (e.index == i) message = e.message;
       }
-      return item_result<R>::failure(i, message);
+      return item_result<R>::failure(index, message);
     }
     if (auto record = next_computed()) return record;
     // After a stop on error, the items never started still get a record each, when their number is
     // known; after a stop request they get none: a later run resumes them.
-    const std::size_t first = input_.known.size();
-    if (stopping_ && !stop_requested() && total_ && taken() + not_run_ < first + *total_) {
+    if (stopping_ && !stop_requested() && total_ && taken() + not_run_ < first_computed() + *total_) {
       const std::size_t index = taken() + not_run_++;
       return item_result<R>::failure(index, "not run: stopped after item " + std::to_string(stop_index_) + " failed");
     }
@@ -244,15 +272,36 @@ class stream_base : public stream_state<R> {
 /// take under serial_batch_seconds, so that the clock is read once per batch, not per item. With an
 /// on_chunk callback every item is its own batch and its own span; with a journal every item is its
 /// own batch too, computed as it is taken, so that a caller who leaves early leaves no item computed
-/// and not journaled (it would run again on resume).
+/// and not journaled (it would run again on resume). Given `go_parallel` and the model's inputs, it
+/// re-plans from the items it ran, now and then, and hands the rest to workers when they now pay.
 template <class T, class R, class Fn>
 class serial_stream final : public stream_base<T, R> {
  public:
-  serial_stream(Fn fn, run_input<T, R> input, const pool_options& options, worker_places places)
-      : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->input_.known.size()),
-        places_(std::move(places)) {
+  serial_stream(Fn fn, run_input<T, R> input, const pool_options& options, worker_places places,
+                parallel_start<T, R> go_parallel = {})
+      : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->first_computed()),
+        places_(std::move(places)), go_parallel_(this->input_.model ? std::move(go_parallel) : nullptr),
+        start_(monotonic_seconds()) {
     this->stats_.backend = backend_kind::serial;
     this->stats_.workers = 1;
+  }
+
+  run_stats stats() const override {
+    if (!parallel_) return this->stats_;
+    // The serial part's counts and the switch, then the workers' run.
+    run_stats out = this->stats_;
+    const run_stats rest = parallel_->stats();
+    out.backend = rest.backend;
+    out.workers = rest.workers;
+    out.chunks = rest.chunks;
+    out.lost_workers = rest.lost_workers;
+    out.peak_outstanding = rest.peak_outstanding;
+    out.compute_seconds += rest.compute_seconds;
+    out.root_cpu_seconds = rest.root_cpu_seconds;
+    out.stopped = rest.stopped;
+    out.replans.insert(out.replans.end(), rest.replans.begin(), rest.replans.end());
+    out.predicted_seconds = rest.predicted_seconds > 0.0 ? switched_at_ + rest.predicted_seconds : 0.0;
+    return out;
   }
 
  private:
@@ -260,13 +309,15 @@ class serial_stream final : public stream_base<T, R> {
   static constexpr std::size_t max_batch = 4096;
 
   std::optional<item_result<R>> next_computed() override {
+    if (parallel_) return parallel_->next();
     if (done_ == batch_.size()) {
       if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));  // after the records before it
       if (this->stopping_) return std::nullopt;
       if (this->stop_requested()) {
-        this->stats_.stopped = !this->total_ || index_ < this->input_.known.size() + *this->total_;
+        this->stats_.stopped = !this->total_ || index_ < this->first_computed() + *this->total_;
         return std::nullopt;
       }
+      if (go_parallel_ && went_parallel()) return parallel_->next();
       run_batch();
       if (done_ == batch_.size()) {
         if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
@@ -274,6 +325,37 @@ class serial_stream final : public stream_base<T, R> {
       }
     }
     return std::move(batch_[done_++]);
+  }
+
+  /// Re-plans from the items run since the last look (once their time is a tenth of the run's so far)
+  /// and, when the plan is now parallel, starts the workers on the rest; returns whether it did.
+  bool went_parallel() {
+    const double computed = this->stats_.compute_seconds;
+    const std::size_t run = index_ - this->first_computed();
+    if (computed - looked_seconds_ < std::max(first_look_seconds, 0.1 * computed) || run == looked_items_) return false;
+    const double mean = (computed - looked_seconds_) / static_cast<double>(run - looked_items_);
+    looked_seconds_ = computed;
+    looked_items_ = run;
+    const std::optional<std::size_t> left =
+        this->total_ ? std::optional<std::size_t>(this->first_computed() + *this->total_ - index_) : std::nullopt;
+    const double now = monotonic_seconds() - start_;
+    std::optional<went_parallel_plan> change = plan_going_parallel(*this->input_.model, mean, run, left, now);
+    if (!change) return false;
+    try {
+      parallel_ = go_parallel_(change->rest, run_input<T, R>{this->input_.data, {}, {}, index_, nullptr});
+    } catch (const std::exception& e) {
+      go_parallel_ = nullptr;  // the serial run goes on
+      if (this->options_.log) {
+        *this->options_.log << "amorsize: warning: the workers for the rest of the run did not start (" << e.what()
+                            << "); it goes on serially\n";
+      }
+      return false;
+    }
+    if (this->options_.verbose && this->options_.log) *this->options_.log << "amorsize: " << change->why.reason << '\n';
+    this->stats_.replans.push_back(std::move(change->why));
+    switched_at_ = now;
+    end_ = this->total_ ? this->first_computed() + *this->total_ : index_;
+    return true;
   }
 
   /// Runs the next batch of items; an exception from the source ends it and is thrown once its records are taken.
@@ -316,8 +398,15 @@ class serial_stream final : public stream_base<T, R> {
     }
   }
 
-  std::size_t taken() const override { return index_; }
-  std::size_t buffered() const override { return batch_.size() - done_; }
+  void on_stop(std::size_t index) override {
+    if (parallel_) parallel_->stop_after_failure(index);
+  }
+  // Once the workers run the rest, every item up to the end has its record there (a "not run" one too).
+  std::size_t taken() const override { return parallel_ ? end_ : index_; }
+  std::size_t buffered() const override { return parallel_ ? parallel_->buffered() : batch_.size() - done_; }
+
+  /// Seconds of items a serial run computes before it first re-plans from them.
+  static constexpr double first_look_seconds = 0.05;
 
   Fn fn_;
   std::size_t index_;
@@ -326,6 +415,13 @@ class serial_stream final : public stream_base<T, R> {
   std::size_t done_ = 0;
   std::size_t batch_limit_ = 1;
   std::exception_ptr failure_;  // what the source threw while the last batch was read
+  parallel_start<T, R> go_parallel_;           // empty: the run stays serial
+  std::unique_ptr<stream_state<R>> parallel_;  // the workers' run of the rest, once started
+  double start_;
+  double looked_seconds_ = 0.0;  // compute seconds at the last re-plan
+  std::size_t looked_items_ = 0;  // items run by then
+  double switched_at_ = 0.0;     // seconds from the start to the workers' start
+  std::size_t end_ = 0;          // one past the last item, once the workers run the rest
 };
 
 /// Runs chunks on a backend through the dispatcher and unpacks their records.
@@ -335,7 +431,7 @@ class engine_stream final : public stream_base<T, R> {
   engine_stream(run_input<T, R> input, const pool_options& options, backend_kind kind,
                 std::unique_ptr<engine::backend> workers, engine::dispatch_options dispatch, worker_places places)
       : stream_base<T, R>(std::move(input), options), workers_(std::move(workers)), places_(std::move(places)) {
-    dispatch.first_index = this->input_.known.size();
+    dispatch.first_index = this->first_computed();
     dispatch.total_items = this->total_;
     dispatcher_.emplace(*workers_, make_codec<T, R>(this->input_.data), std::move(dispatch));
     this->stats_.backend = kind;
@@ -378,7 +474,7 @@ class engine_stream final : public stream_base<T, R> {
     }
     return pending_->take(next_index_++);
   }
-  void on_stop() override { dispatcher_->stop_dispatching(); }
+  void on_stop(std::size_t /*index*/) override { dispatcher_->stop_dispatching(); }
   std::size_t taken() const override { return dispatcher_->next_index(); }
   std::size_t buffered() const override { return pending_ ? pending_->remaining() : 0; }
 
@@ -389,11 +485,37 @@ class engine_stream final : public stream_base<T, R> {
   std::size_t next_index_ = 0;                // the source position of its next record
 };
 
-/// Makes the stream that runs `input` as `run` says: in the calling thread, or on its started workers.
+/// Returns how a serial run of `options`' pool (one call: `call`) starts `task`'s workers on its rest
+/// as a new plan says: the plan's workers and chunks, the pool's error policy, log, setup, spans,
+/// stop request and item timeout.
+template <class T, class R>
+parallel_start<T, R> parallel_start_of(const pool_options& options, call_request call, engine::chunk_task task) {
+  call.agreement_key = nullptr;  // one process: nothing to agree on
+  return [options, call, task](const plan& rest_plan, run_input<T, R> rest) -> std::unique_ptr<stream_state<R>> {
+    pool_options o = options_of_plan(rest_plan);
+    o.on_error = options.on_error;
+    o.verbose = options.verbose;
+    o.log = options.log;
+    o.worker_setup = options.worker_setup;
+    o.on_chunk = options.on_chunk;
+    o.stop = options.stop;
+    o.item_timeout = options.item_timeout;
+    resolved_run run = start_run(o, call, task);
+    if (!run.workers) throw std::logic_error("the new plan started no workers");
+    return std::make_unique<engine_stream<T, R>>(std::move(rest), o, run.backend, std::move(run.workers),
+                                                 std::move(run.dispatch), std::move(run.places));
+  };
+}
+
+/// Makes the stream that runs `input` as `run` says: in the calling thread, or on its started workers;
+/// a serial one hands its rest to `go_parallel`'s workers when a re-plan says they pay.
 template <class T, class R, class F>
 std::unique_ptr<stream_state<R>> make_stream(const F& fn, run_input<T, R> input, const pool_options& options,
-                                             resolved_run run) {
-  if (!run.workers) return std::make_unique<serial_stream<T, R, F>>(fn, std::move(input), options, std::move(run.places));
+                                             resolved_run run, parallel_start<T, R> go_parallel = {}) {
+  if (!run.workers) {
+    return std::make_unique<serial_stream<T, R, F>>(fn, std::move(input), options, std::move(run.places),
+                                                    std::move(go_parallel));
+  }
   return std::make_unique<engine_stream<T, R>>(std::move(input), options, run.backend, std::move(run.workers),
                                                std::move(run.dispatch), std::move(run.places));
 }
@@ -513,16 +635,7 @@ std::unique_ptr<stream_state<R>> journaled(const std::string& path, bool ordered
 
 namespace amorsize {
 
-inline pool::pool(const plan& p) {
-  options_.backend = p.backend;
-  // A serial plan runs in the calling thread: the counts of the parallel plan it rejected (none at all
-  // under a launcher with one rank) do not apply.
-  if (!p.serial) options_.workers_per_node = p.workers_per_node;
-  options_.schedule = p.schedule;
-  options_.use_ordered = p.use_ordered;
-  options_.buffer_size = p.mode == plan_mode::streaming ? p.buffer_size : 0;
-  options_.force_workers = true;  // the plan's counts are its decision
-}
+inline pool::pool(const plan& p) : options_(detail::options_of_plan(p)) {}
 
 inline pool::pool(int workers) {
   options_.workers_per_node = {workers};
@@ -546,12 +659,14 @@ auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
     }
   }
   // The workers' task shares the function: threads call it in place, processes and ranks their own copy.
-  detail::resolved_run run =
-      detail::start_run(options_, call, detail::make_task<T, R>(std::make_shared<F>(fn)), detail::refusal_of(data));
+  const engine::chunk_task task = detail::make_task<T, R>(std::make_shared<F>(fn));
+  detail::resolved_run run = detail::start_run(options_, call, task, detail::refusal_of(data));
   if (!run.hands_records) return stream(nullptr);
   auto input = detail::make_run_input<R>(std::forward<Data>(data));
   const auto make_run = [&](detail::run_input<T, R> in) {
-    return detail::make_stream<T, R, F>(fn, std::move(in), options_, std::move(run));
+    detail::parallel_start<T, R> go_parallel;
+    if (options_.may_go_parallel && in.model) go_parallel = detail::parallel_start_of<T, R>(options_, call, task);
+    return detail::make_stream<T, R, F>(fn, std::move(in), options_, std::move(run), std::move(go_parallel));
   };
   if (options_.journal.empty()) return stream(make_run(std::move(input)));
   const bool ordered = call.ordered.value_or(options_.use_ordered);

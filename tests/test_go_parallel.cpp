@@ -1,0 +1,121 @@
+// A serial run of a plan whose sample misjudged the work: it re-plans from its own items and hands
+// the rest to workers when they pay.
+#include <amorsize/optimize.hpp>
+#include <amorsize/pool.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <set>
+#include <vector>
+
+using namespace amorsize;
+
+namespace {
+
+/// Spins for `seconds`.
+void spin_for(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+/// Item i doubled: the first `cheap` items take no time, the others `seconds` each.
+struct dearer_after {
+  int cheap = 0;
+  double seconds = 0.0;
+  int operator()(int i) const {
+    if (i >= cheap) spin_for(seconds);
+    return 2 * i;
+  }
+};
+
+/// Items 0 .. count - 1 from a generator: its size is known, but no item can be read ahead.
+source<int> numbers(int count) {
+  return make_source(
+      [count, next = 0]() mutable -> std::optional<int> {
+        if (next == count) return std::nullopt;
+        return next++;
+      },
+      static_cast<std::size_t>(count));
+}
+
+}  // namespace
+
+TEST_CASE("a serial plan whose items turn dear goes parallel for the rest of the run", "[pool][go_parallel]") {
+  constexpr int count = 1000;
+  const dearer_after fn{20, 1e-3};  // the sample sees only the cheap first items
+  auto result = optimize(fn, numbers(count));
+  REQUIRE(result.serial);
+  REQUIRE(result.model);
+
+  SECTION("gathered in order") {
+    pool p(result);
+    const auto records = p.map(fn, result);
+    REQUIRE(records.size() == count);
+    for (int i = 0; i < count; ++i) {
+      REQUIRE(records[static_cast<std::size_t>(i)].index() == static_cast<std::size_t>(i));
+      REQUIRE(records[static_cast<std::size_t>(i)].value() == 2 * i);
+    }
+    const run_stats& s = p.last_run();
+    CHECK(s.backend != backend_kind::serial);
+    CHECK(s.workers >= 2);
+    CHECK(s.items == count);
+    CHECK(s.errors == 0);
+    REQUIRE_FALSE(s.replans.empty());
+    const replan& went = s.replans.front();
+    CHECK(went.old_workers == 1);
+    CHECK(went.new_workers >= 2);
+    CHECK(went.items_done < count / 2);  // it looked within the first tenth of a second or so
+    CHECK(went.reason.find("not the") != std::string::npos);
+  }
+
+  SECTION("as completed: every item once") {
+    pool p(result);
+    std::set<std::size_t> seen;
+    auto records = p.imap_unordered(fn, result);
+    while (auto r = records.next()) {
+      CHECK(r->ok());
+      CHECK(seen.insert(r->index()).second);
+    }
+    CHECK(seen.size() == count);
+    CHECK(records.stats().workers >= 2);
+  }
+
+  SECTION("may_go_parallel off keeps the run serial") {
+    pool_options options = pool(result).options();
+    REQUIRE(options.may_go_parallel);
+    options.may_go_parallel = false;
+    pool p(options);
+    const auto records = p.map(fn, result);
+    CHECK(records.size() == count);
+    CHECK(p.last_run().backend == backend_kind::serial);
+    CHECK(p.last_run().replans.empty());
+  }
+}
+
+TEST_CASE("a serial plan whose items cost what was sampled stays serial", "[pool][go_parallel]") {
+  // 2 us items whose results the caller takes 20 us to use: the root bounds any parallel run.
+  const dearer_after fn{0, 2e-6};
+  std::vector<int> items(100000);
+  for (std::size_t i = 0; i < items.size(); ++i) items[i] = static_cast<int>(i);
+  optimize_options options;
+  options.consumer_seconds_per_item = 20e-6;
+  auto result = optimize(fn, items, options);
+  REQUIRE(result.serial);
+  pool p(result);
+  const auto records = p.map(fn, result);
+  CHECK(records.size() == items.size());
+  CHECK(p.last_run().backend == backend_kind::serial);
+  CHECK(p.last_run().replans.empty());
+}
+
+TEST_CASE("a serial backend asked for keeps no model to go parallel with", "[pool][go_parallel]") {
+  optimize_options options;
+  options.backend = backend_kind::serial;
+  const auto result = optimize(dearer_after{20, 1e-3}, numbers(50), options);
+  CHECK(result.serial);
+  CHECK_FALSE(result.model);
+}

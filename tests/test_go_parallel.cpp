@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -118,4 +119,34 @@ TEST_CASE("a serial backend asked for keeps no model to go parallel with", "[poo
   const auto result = optimize(dearer_after{20, 1e-3}, numbers(50), options);
   CHECK(result.serial);
   CHECK_FALSE(result.model);
+}
+
+TEST_CASE("a source of unknown size whose items turn dear still spreads over the workers", "[pool][go_parallel]") {
+  constexpr int count = 1000;
+  const dearer_after fn{20, 1e-3};
+  // As a plan from the cheap first items would have it: chunks far larger than the source, adaptive.
+  pool_options options;
+  options.workers_per_node = {2};
+  options.schedule = chunk_schedule{schedule_kind::fixed, 100000, 100000, true, 0.2};
+  std::size_t largest = 0;
+  std::set<int> workers;
+  options.on_chunk = [&](const chunk_span& c) {
+    largest = std::max(largest, c.count);
+    workers.insert(c.worker);
+  };
+  pool p(options);
+  std::size_t seen = 0;
+  auto records = p.imap(fn, [next = 0]() mutable -> std::optional<int> {
+    if (next == count) return std::nullopt;
+    return next++;
+  });
+  while (auto r = records.next()) {
+    REQUIRE(r->index() == seen);
+    REQUIRE(r->value() == 2 * static_cast<int>(seen));
+    ++seen;
+  }
+  CHECK(seen == count);
+  // Chunks grow from those that came back, so the dear items do not all go into the first one.
+  CHECK(largest < count / 2);
+  CHECK(workers.size() == 2);
 }

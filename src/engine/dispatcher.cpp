@@ -131,7 +131,10 @@ bool dispatcher::dispatch_one(int worker) {
   }
   if (draining_ || source_done_) return false;
   // No chunk is larger than the window, or one chunk alone would break the memory bound.
-  const std::size_t size = std::min(next_chunk_size(), window());
+  std::size_t size = std::min(next_chunk_size(), window());
+  // A source of unknown size gets chunks at most twice the largest that came back: its plan rests on
+  // its first items, which may be the cheap ones, and one chunk could otherwise take every item there is.
+  if (!options_.total_items && options_.schedule.adaptive) size = std::min(size, 2 * std::max<std::size_t>(1, largest_back_));
   if (size == 0) {
     source_done_ = true;  // every item the source announced is taken
     return false;
@@ -235,6 +238,7 @@ void dispatcher::handle(event e) {
     if (it == flight_.end()) return;  // answer for a chunk already given up on
     --held_[static_cast<std::size_t>(it->second.worker)];
     const chunk& sent = it->second.sent;
+    largest_back_ = std::max(largest_back_, sent.count);
     stats_.compute_seconds += done->compute_seconds;
     if (sent.count > 0) {
       result_bytes_per_item_ = static_cast<double>(done->payload.size()) / static_cast<double>(sent.count);
@@ -354,6 +358,7 @@ void dispatcher::adapt(const chunk_result& r, const chunk& sent) {
         size = std::min(size, std::max(1.0, std::floor(per_worker_window)));
       }
       options_.schedule.chunksize = static_cast<std::size_t>(size);
+      bound_chunk_size();  // a size the byte bound takes back is no change
       if (options_.schedule.chunksize != old_size) {
         char why[160];
         std::snprintf(why, sizeof why, "items take %.3g ms: chunks of %zu would take %.3g s (target %.3g s)",

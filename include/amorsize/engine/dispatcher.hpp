@@ -148,6 +148,7 @@ class dispatcher {
   std::size_t fresh_chunks_ = 0;                   // chunks taken from the source (retries not counted)
   std::size_t items_timed_ = 0;                    // items of the chunks that finished
   std::size_t chunks_timed_ = 0;                   // chunks that finished with a compute time
+  std::size_t largest_back_ = 0;                   // most items in a chunk that came back
   double chunk_mean_ = 0.0;                        // mean of the chunks' per-item times (Welford)
   double chunk_squares_ = 0.0;                     // sum of squared deviations of the chunks' per-item times
   detail::line_fit fit_;                           // per-item time on source position, weighted by items

@@ -136,7 +136,7 @@ plan plan_collectively(const std::function<std::string()>& name_call, const opti
       if (options.backend == backend_kind::serial) {  // under a launcher too: the root runs every item
         result.reason = (result.serial ? "Serial, as asked. " : "Serial, as asked. The plan otherwise: ") + result.reason;
         make_serial(result);
-      } else if (result.serial && !s.mpi() && serial_model) {
+      } else if (result.serial && serial_model) {
         *serial_model = std::make_shared<const model_inputs>(in);
       }
       for (const auto& e : in.work.errors) {

@@ -40,6 +40,11 @@ std::vector<int> workers_on_each_node(const cluster_layout& layout, const std::v
   return per_node;
 }
 
+/// The ranks a serial run under MPI keeps on standby: every rank but the root.
+std::vector<int> standby_ranks(const cluster_layout& layout) {
+  return engine::pick_worker_ranks(layout, workers_on_each_node(layout, {}));
+}
+
 /// The local workers `options` ask for, capped at max_workers_per_core per usable core unless forced.
 int local_workers(const pool_options& options) {
   const int asked = std::max(1, std::accumulate(options.workers_per_node.begin(), options.workers_per_node.end(), 0));
@@ -154,10 +159,20 @@ resolved_run resolve_run(const pool_options& options, const call_request& call, 
   }
 
   if (run.backend == backend_kind::serial) {
-    // Under MPI a serial run is the root's alone; the other ranks have nothing to serve.
+    // Under MPI a serial run is the root's; the other ranks have nothing to serve, unless the run may
+    // go parallel: then they wait, idle, for the rest of it.
+    const bool standby = s.mpi() && s.size() > 1 && options.may_go_parallel;
     run.hands_records = s.is_root();
-    if (!run.hands_records) return run;
+    if (!run.hands_records) {
+      if (standby) {
+        const std::vector<int> ranks = standby_ranks(layout);
+        const auto worker = static_cast<int>(std::find(ranks.begin(), ranks.end(), s.rank()) - ranks.begin());
+        engine::serve_chunks(s, task, worker, options.worker_setup);
+      }
+      return run;
+    }
     if (verbose) *log << "amorsize: running serially in the calling thread\n";
+    if (standby) run.standby = engine::make_mpi_backend(s, standby_ranks(layout));
     run_here();
     return run;
   }
@@ -202,6 +217,17 @@ resolved_run start_run(const pool_options& options, const call_request& call, co
   return run;
 }
 
+resolved_run run_on_standby(const pool_options& options, const call_request& call,
+                            std::unique_ptr<engine::backend> standby) {
+  const cluster_layout& layout = session::current().layout();
+  resolved_run run;
+  run.backend = backend_kind::mpi;
+  run.dispatch = dispatch_for(options, call);
+  run.workers = std::move(standby);
+  run.places = places_of(layout, standby_ranks(layout), 0);
+  return run;
+}
+
 std::optional<went_parallel_plan> plan_going_parallel(const model_inputs& model, double mean_seconds,
                                                       std::size_t items_run, std::optional<std::size_t> items_left,
                                                       double at_seconds) {
@@ -223,11 +249,13 @@ std::optional<went_parallel_plan> plan_going_parallel(const model_inputs& model,
   why.new_workers = rest.n_jobs;
   why.eta_seconds = rest.profile.parallel_seconds;
   const std::string left = items_left ? text::count_of(static_cast<long long>(*items_left), "item") : "an unknown number";
+  const std::string workers = rest.backend == backend_kind::mpi ? text::count_of(rest.n_jobs, "worker rank")
+                                                                  : text::format("%d %s", rest.n_jobs,
+                                                                                 std::string(to_string(rest.backend)).c_str());
   why.reason = text::format("Items took %s each, not the %s sampled: after %zu in the calling thread, the rest (%s) "
-                            "runs on %d %s, predicted speedup %.2fx.",
+                            "runs on %s, predicted speedup %.2fx.",
                             text::seconds(mean).c_str(), text::seconds(model.work.mean_seconds).c_str(), items_run,
-                            left.c_str(), rest.n_jobs, std::string(to_string(rest.backend)).c_str(),
-                            rest.estimated_speedup);
+                            left.c_str(), workers.c_str(), rest.estimated_speedup);
   return out;
 }
 

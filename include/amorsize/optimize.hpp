@@ -58,8 +58,8 @@ struct optimization_result : plan {
   source<T> data;                              ///< Every item, the sampled ones first: use it instead of the original.
   std::vector<std::optional<R>> sampled_results; ///< Results of the first items (nullopt where the call threw), reused by the engine.
   std::vector<item_error> sample_errors;       ///< Sampled items the function threw on.
-  /// What the model read, kept when it planned serial without a launcher (serial asked for keeps
-  /// none): a serial run re-plans its rest from it when its items take longer than sampled.
+  /// What the model read, kept on the root when it planned serial (serial asked for keeps none): a
+  /// serial run re-plans its rest from it when its items take longer than sampled.
   std::shared_ptr<const model_inputs> model;
 };
 
@@ -72,8 +72,8 @@ namespace detail {
 /// Plans collectively: under MPI first agrees on the call (`name_call` names it), then cluster
 /// layout and links on every rank, sampling and the model on the root, and the plan (or the root's
 /// error) broadcast to every rank. `sample_on_root(in_child)` samples in a forked sampler process
-/// when `in_child`, else in the root itself. A serial verdict of the model without a launcher keeps
-/// its inputs in `serial_model` (see optimization_result::model).
+/// when `in_child`, else in the root itself. A serial verdict of the model keeps its inputs
+/// in the root's `serial_model` (see optimization_result::model).
 plan plan_collectively(const std::function<std::string()>& name_call, const optimize_options& options, plan_mode mode,
                        std::optional<std::size_t> total_items,
                        const std::function<sample_stats(bool in_child)>& sample_on_root,

@@ -50,9 +50,10 @@ struct pool_options {
   std::size_t buffer_size = 0;              ///< Items dispatched but not handed over, at most (0: decide).
   bool force_workers = false;               ///< Run the workers asked for even beyond max_workers_per_core per usable core (a plan's counts are final).
   error_policy on_error = error_policy::keep_going; ///< Go on after a failed item, or stop.
-  /// A serial run of an optimization result that the model made serial (without a launcher) re-plans
-  /// from the items it ran when they take longer than sampled, and runs the rest on workers when they
-  /// now pay (run_stats::replans says when and why); pool(plan) sets it for a serial plan.
+  /// A serial run of an optimization result that the model made serial re-plans from the items it
+  /// ran when they take longer than sampled, and runs the rest on workers when they now pay
+  /// (run_stats::replans says when and why); under MPI the other ranks wait for that, idle, until the
+  /// root's run ends. pool(plan) sets it for a serial plan.
   bool may_go_parallel = false;
   bool verbose = false;                     ///< Say which backend and workers run, and which ranks sit out.
   std::ostream* log = &std::cerr;           ///< Where verbose output and warnings (a changed backend, capped workers) go; null: nowhere.
@@ -129,6 +130,9 @@ struct resolved_run {
   std::unique_ptr<engine::backend> workers;    ///< The started workers; null runs serially in the calling thread.
   engine::dispatch_options dispatch;           ///< Chunk policy, window and order.
   worker_places places;                        ///< Where the workers are (a serial run: worker 0, the calling thread).
+  /// The root's serial run under MPI that may go parallel: every other rank, serving idle until the
+  /// rest of the run is handed to it (its stop() releases them); null otherwise.
+  std::unique_ptr<engine::backend> standby;
 };
 
 /// Resolves the pool's options, the call and the session into one run and starts its workers with
@@ -140,6 +144,11 @@ struct resolved_run {
 /// `refusal` of the call's data is not empty (see agree_on_call).
 resolved_run start_run(const pool_options& options, const call_request& call, const engine::chunk_task& task,
                        const std::string& refusal = {});
+
+/// The run of the rest of a serial run on its standby ranks (resolved_run::standby), as `options`
+/// (the rest's plan) and `call` say.
+resolved_run run_on_standby(const pool_options& options, const call_request& call,
+                            std::unique_ptr<engine::backend> standby);
 
 /// Under MPI, checks on every rank that all make the same call (`key` names it); then throws
 /// input_error on every rank when the root's `refusal` is not empty (without MPI, here).

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -134,6 +135,61 @@ TEST_CASE("a serial backend asked for under MPI runs on the root only", "[mpi][p
   REQUIRE(results.size() == count);
   for (std::size_t i = 0; i < count; ++i) CHECK((results[i].ok() && results[i].value() == static_cast<int>(i) + 1));
   CHECK(calls_per_rank[0] == count);
+}
+
+namespace {
+
+/// Item i doubled: the first 20 items take no time, the others 1 ms of a core each.
+int dearer_after_20(const int& i) {
+  if (i >= 20) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
+  return 2 * i;
+}
+
+}  // namespace
+
+// A serial plan whose sample saw only the cheap first items of a generator: the other ranks wait
+// for the rest of the run, and take it when the items turn out dear (with 2 or more worker ranks,
+// where the model says they pay); every item gets one record, in order.
+TEST_CASE("a serial plan under MPI whose items turn dear goes parallel on the waiting ranks", "[mpi][pool][go_parallel]") {
+  session& s = session::current();
+  constexpr int count = 600;
+  auto numbers = make_source(
+      [next = 0]() mutable -> std::optional<int> {
+        if (next == count) return std::nullopt;
+        return next++;
+      },
+      static_cast<std::size_t>(count));
+  optimize_options options;
+  options.min_speedup = 1.5;  // the sampled microseconds never reach it, the rest's milliseconds on 2 ranks do
+  auto result = optimize(dearer_after_20, std::move(numbers), options);
+  INFO("rank " << s.rank() << " of " << s.size() << "; plan: " << result.explain());
+  CHECK(result.serial);
+  pool p(result);
+  const auto records = p.map(dearer_after_20, result);
+  const run_stats& stats = p.last_run();
+  if (!s.is_root()) {
+    CHECK(records.empty());
+    return;
+  }
+  CHECK(result.model);
+  REQUIRE(records.size() == count);
+  for (int i = 0; i < count; ++i) {
+    const auto& r = records[static_cast<std::size_t>(i)];
+    CHECK((r.index() == static_cast<std::size_t>(i) && r.ok() && r.value() == 2 * i));
+  }
+  CHECK(stats.items == count);
+  if (s.size() >= 3) {
+    CHECK(stats.backend == backend_kind::mpi);
+    CHECK(stats.workers == s.size() - 1);
+    REQUIRE_FALSE(stats.replans.empty());
+    CHECK(stats.replans.front().old_workers == 1);
+    CHECK(stats.replans.front().new_workers == s.size() - 1);
+    CHECK(stats.replans.front().items_done < count / 2);
+  }
 }
 
 namespace {

@@ -31,9 +31,11 @@ struct run_input {
   std::shared_ptr<const model_inputs> model;    ///< What the model read when it planned serial (see optimization_result::model).
 };
 
-/// Starts workers for the rest of a serial run as `rest_plan` says; `rest` holds the items not run yet.
+/// Starts workers for the rest of a serial run as `rest_plan` says (under MPI: the run's standby
+/// ranks, `standby`); `rest` holds the items not run yet.
 template <class T, class R>
-using parallel_start = std::function<std::unique_ptr<stream_state<R>>(const plan& rest_plan, run_input<T, R> rest)>;
+using parallel_start = std::function<std::unique_ptr<stream_state<R>>(
+    const plan& rest_plan, run_input<T, R> rest, std::unique_ptr<engine::backend> standby)>;
 
 /// True for the result of optimize / optimize_streaming: its data and its sampled results.
 template <class Data>
@@ -274,14 +276,15 @@ class stream_base : public stream_state<R> {
 /// own batch too, computed as it is taken, so that a caller who leaves early leaves no item computed
 /// and not journaled (it would run again on resume). Given `go_parallel` and the model's inputs, it
 /// re-plans from the items it ran, now and then, and hands the rest to workers when they now pay.
+/// Under MPI those are its `standby` ranks, released when the run ends serially.
 template <class T, class R, class Fn>
 class serial_stream final : public stream_base<T, R> {
  public:
   serial_stream(Fn fn, run_input<T, R> input, const pool_options& options, worker_places places,
-                parallel_start<T, R> go_parallel = {})
+                parallel_start<T, R> go_parallel = {}, std::unique_ptr<engine::backend> standby = nullptr)
       : stream_base<T, R>(std::move(input), options), fn_(std::move(fn)), index_(this->first_computed()),
         places_(std::move(places)), go_parallel_(this->input_.model ? std::move(go_parallel) : nullptr),
-        start_(monotonic_seconds()) {
+        standby_(std::move(standby)), start_(monotonic_seconds()) {
     this->stats_.backend = backend_kind::serial;
     this->stats_.workers = 1;
   }
@@ -312,19 +315,28 @@ class serial_stream final : public stream_base<T, R> {
     if (parallel_) return parallel_->next();
     if (done_ == batch_.size()) {
       if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));  // after the records before it
-      if (this->stopping_) return std::nullopt;
+      if (this->stopping_) return finished();
       if (this->stop_requested()) {
         this->stats_.stopped = !this->total_ || index_ < this->first_computed() + *this->total_;
-        return std::nullopt;
+        return finished();
       }
       if (go_parallel_ && went_parallel()) return parallel_->next();
       run_batch();
       if (done_ == batch_.size()) {
-        if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
-        return std::nullopt;
+        if (failure_) {
+          standby_.reset();
+          std::rethrow_exception(std::exchange(failure_, nullptr));
+        }
+        return finished();
       }
     }
     return std::move(batch_[done_++]);
+  }
+
+  /// Ends the serial run: releases the ranks that waited for its rest, if any.
+  std::nullopt_t finished() {
+    standby_.reset();
+    return std::nullopt;
   }
 
   /// Re-plans from the items run since the last look (once their time is a tenth of the run's so far)
@@ -342,7 +354,8 @@ class serial_stream final : public stream_base<T, R> {
     std::optional<went_parallel_plan> change = plan_going_parallel(*this->input_.model, mean, run, left, now);
     if (!change) return false;
     try {
-      parallel_ = go_parallel_(change->rest, run_input<T, R>{this->input_.data, {}, {}, index_, nullptr});
+      parallel_ =
+          go_parallel_(change->rest, run_input<T, R>{this->input_.data, {}, {}, index_, nullptr}, std::move(standby_));
     } catch (const std::exception& e) {
       go_parallel_ = nullptr;  // the serial run goes on
       if (this->options_.log) {
@@ -351,6 +364,7 @@ class serial_stream final : public stream_base<T, R> {
       }
       return false;
     }
+    change->why.new_workers = parallel_->stats().workers;  // under MPI: every standby rank, whatever the plan's count
     if (this->options_.verbose && this->options_.log) *this->options_.log << "amorsize: " << change->why.reason << '\n';
     this->stats_.replans.push_back(std::move(change->why));
     switched_at_ = now;
@@ -416,6 +430,7 @@ class serial_stream final : public stream_base<T, R> {
   std::size_t batch_limit_ = 1;
   std::exception_ptr failure_;  // what the source threw while the last batch was read
   parallel_start<T, R> go_parallel_;           // empty: the run stays serial
+  std::unique_ptr<engine::backend> standby_;   // under MPI: the ranks waiting for the rest, until it ends or they take it
   std::unique_ptr<stream_state<R>> parallel_;  // the workers' run of the rest, once started
   double start_;
   double looked_seconds_ = 0.0;  // compute seconds at the last re-plan
@@ -486,12 +501,13 @@ class engine_stream final : public stream_base<T, R> {
 };
 
 /// Returns how a serial run of `options`' pool (one call: `call`) starts `task`'s workers on its rest
-/// as a new plan says: the plan's workers and chunks, the pool's error policy, log, setup, spans,
-/// stop request and item timeout.
+/// as a new plan says (under MPI: on its standby ranks): the plan's workers and chunks, the pool's
+/// error policy, log, setup, spans, stop request and item timeout.
 template <class T, class R>
 parallel_start<T, R> parallel_start_of(const pool_options& options, call_request call, engine::chunk_task task) {
-  call.agreement_key = nullptr;  // one process: nothing to agree on
-  return [options, call, task](const plan& rest_plan, run_input<T, R> rest) -> std::unique_ptr<stream_state<R>> {
+  call.agreement_key = nullptr;  // agreed at the call's start; the rest is the root's alone
+  return [options, call, task](const plan& rest_plan, run_input<T, R> rest,
+                               std::unique_ptr<engine::backend> standby) -> std::unique_ptr<stream_state<R>> {
     pool_options o = options_of_plan(rest_plan);
     o.on_error = options.on_error;
     o.verbose = options.verbose;
@@ -500,7 +516,7 @@ parallel_start<T, R> parallel_start_of(const pool_options& options, call_request
     o.on_chunk = options.on_chunk;
     o.stop = options.stop;
     o.item_timeout = options.item_timeout;
-    resolved_run run = start_run(o, call, task);
+    resolved_run run = standby ? run_on_standby(o, call, std::move(standby)) : start_run(o, call, task);
     if (!run.workers) throw std::logic_error("the new plan started no workers");
     return std::make_unique<engine_stream<T, R>>(std::move(rest), o, run.backend, std::move(run.workers),
                                                  std::move(run.dispatch), std::move(run.places));
@@ -514,7 +530,7 @@ std::unique_ptr<stream_state<R>> make_stream(const F& fn, run_input<T, R> input,
                                              resolved_run run, parallel_start<T, R> go_parallel = {}) {
   if (!run.workers) {
     return std::make_unique<serial_stream<T, R, F>>(fn, std::move(input), options, std::move(run.places),
-                                                    std::move(go_parallel));
+                                                    std::move(go_parallel), std::move(run.standby));
   }
   return std::make_unique<engine_stream<T, R>>(std::move(input), options, run.backend, std::move(run.workers),
                                                std::move(run.dispatch), std::move(run.places));

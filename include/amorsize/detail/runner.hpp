@@ -214,11 +214,13 @@ using keyed_record = std::pair<std::string, record_fields>;
 double record_seconds(const std::function<keyed_record()>& make);
 
 /// Returns the root's seconds per record of `job` (its key, its record, its line), measured on a
-/// default item and result; 0 when either type has no default or the job's record() refuses one.
+/// default item and result; 0 when either type has no default or the job's record() refuses one,
+/// and on every rank but the root (only the root plans).
 template <job J>
 double record_seconds_of(const J& job) {
   using item = typename J::item_type;
   using result = typename J::result_type;
+  if (!amorsize::detail::hands_records()) return 0.0;
   if constexpr (std::is_default_constructible_v<item> && std::is_default_constructible_v<result>) {
     const std::string context = identity_of(job);
     try {

@@ -501,6 +501,17 @@ std::size_t choose_window(const model_inputs& in, int workers, std::size_t chunk
 /// Seconds of work above which an unreliable sample never makes a serial plan.
 constexpr double parallel_work_floor = 1.0;
 
+/// True when one worker's gain, the overlap of the items with the root's own work on them, is large
+/// enough to trust: the items take twenty times the engine's per-item costs or more, so the overlap
+/// is the caller's work (consumer_seconds_per_item), not the engine's own costs, which the model
+/// underrates on microsecond items (1 us items measured slower on one worker than serial).
+bool one_worker_gain_trusted(const model_inputs& in) {
+  const unit_costs c = costs_of(in);
+  const double engine_per_item =
+      (c.item_root - in.request.consumer_seconds_per_item) + (c.item_worker - in.work.mean_seconds);
+  return in.work.mean_seconds >= 20.0 * engine_per_item;
+}
+
 /// Decides whether parallelism pays for `p` on `workers` workers; a serial plan then runs as serial
 /// does, with the rejected parallel estimate kept in the reason and the profile. What the caller
 /// forced (workers, a chunk size or a local backend) runs as asked, even where serial would do as well.
@@ -511,7 +522,7 @@ void decide_serial(const model_inputs& in, const prediction& p, int workers, boo
     out.serial = true;
     out.reason += "Serial: there is no worker rank (the root only dispatches). ";
     out.warn(warning_kind::no_worker_rank, "Run with more ranks (mpirun -np N with N >= 2) to run in parallel.");
-  } else if (workers == 1 && !forced && p.speedup >= rq.min_speedup) {
+  } else if (workers == 1 && !forced && p.speedup >= rq.min_speedup && !one_worker_gain_trusted(in)) {
     // One worker gains only by overlapping the items with the root's per-item work: a margin of a
     // few per-item costs measured in nanoseconds, which noise (a busy machine, a sanitizer) can invent.
     out.serial = true;

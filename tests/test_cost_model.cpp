@@ -358,6 +358,25 @@ TEST_CASE("the root keeps no core of its own when the workers it would take spee
   CHECK(p.estimated_speedup > 1.5);
 }
 
+TEST_CASE("one worker beside a root busy with the caller's work runs when the items are long", "[cost_model]") {
+  // 100 us items and 150 us of the caller's work per result on 2 cores: the root bounds the run and
+  // keeps a core, and the one worker left overlaps the items with the caller's work (1.6x, not noise).
+  model_inputs in = local_inputs(100e-6, 8000, 2);
+  in.request.consumer_seconds_per_item = 150e-6;
+  const plan p = make_plan(in);
+  INFO(p.reason);
+  CHECK_FALSE(p.serial);
+  CHECK(p.n_jobs == 1);
+  CHECK(p.estimated_speedup > 1.4);
+  // Microsecond items: the same overlap would rest on the engine's own per-item costs.
+  model_inputs tiny = local_inputs(1e-6, 800000, 2);
+  tiny.request.consumer_seconds_per_item = 1.5e-6;
+  tiny.work.serialize_seconds = 0.7e-6;
+  const plan q = make_plan(tiny);
+  INFO(q.reason);
+  CHECK(q.serial);
+}
+
 TEST_CASE("predict follows the rounds of equal chunks exactly for constant items", "[cost_model]") {
   model_inputs in = local_inputs(10e-3, 1000, 2);
   in.local = {};  // no overheads at all: pure arithmetic

@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 NATIVE_SYSTEMS = ("serial", "omp-static", "omp-dynamic", "omp-guided", "tbb")
 PYTHON_SYSTEMS = ("multiprocessing.Pool", "mpi4py.futures -np 3")
 QUALITY_WORKLOADS = ("uniform", "heavy-tail", "increasing", "decreasing", "bimodal")
+# A generator whose first items take no time: the plan before the run says serial, the run goes parallel.
+CHEAP_FIRST = "cheap-first"
 
 
 def parse():
@@ -370,8 +372,40 @@ def quality_section(results, out, plots):
                  for row in versus_best(efficiency_rows(results, "quality", workload))]
     append_table(out, ["workload", "system", "configuration", "workers", "efficiency: median (min-max)",
                        "vs the best system"], peer_rows)
+    cheap_first_table(results, out)
     plots.append(sweep_plot(results))
     plots.append(prediction_plot(results))
+
+
+def cheap_first_table(results, out):
+    """A serial plan that turns out dear: when the run went parallel, and the live prediction after it."""
+    system = "amorsize processes"
+    autos = results.select("quality", CHEAP_FIRST, system, "auto")
+    if not autos:
+        return
+    rate = {c: amorsize_rates(results, CHEAP_FIRST, c) for c in results.fixed_chunks("quality", CHEAP_FIRST, system)}
+    best = max(rate, key=lambda c: median(rate[c]))
+    auto_rate = amorsize_rates(results, CHEAP_FIRST, "auto")
+    measured, predicted = speedups(results, CHEAP_FIRST, autos)
+    serial = results.serial_seconds[CHEAP_FIRST]
+    live = [serial / (r["plan_seconds"] + r["live_predicted_seconds"]) for r in autos
+            if r.get("live_predicted_seconds", 0.0) > 0.0]
+    went = [r for r in autos if "went_parallel_after" in r]
+    live_errors = [abs(p - m) / m for p, m in
+                   zip(live, [m for r, m in zip(autos, measured) if r.get("live_predicted_seconds", 0.0) > 0.0])]
+    out.append(f"\n### A serial plan that turns out dear ({CHEAP_FIRST})\n")
+    out.append("A generator of known size whose first 20 items take no time and the others 2 ms each: sampling\n"
+               "sees only its first items, so the plan before the run is serial; the serial run re-plans from the\n"
+               "items it ran and hands the rest to workers. The live prediction is the run's own\n"
+               "(`run_stats::predicted_seconds`) after the switch.\n")
+    out.append(table(["items", "plan before the run", "runs that went parallel", "after items", "auto / best fixed",
+                      "best fixed chunk", "predicted (plan)", "predicted (live)", "measured speedup",
+                      "live prediction error"],
+                     [(autos[0]["items"], autos[0]["schedule"], f"{len(went)} of {len(autos)}",
+                       spread([r["went_parallel_after"] for r in went], "{:.0f}"),
+                       spread([a / median(rate[best]) for a in auto_rate], "{:.3f}"),
+                       f"{best} ({median(rate[best]):.0f}/s)", spread(predicted, "{:.2f}"), spread(live, "{:.2f}"),
+                       spread(measured, "{:.2f}"), spread([100 * e for e in live_errors], "{:.1f}%"))]))
 
 
 def sweep_plot(results):

@@ -168,6 +168,13 @@ section_quality() {
         --workers "$workers" --source "$work/$name.durations" --chunks 1,8,32
     done
   done
+  # A generator whose first 20 items take no time, the others 2 ms: a serial plan whose run goes parallel.
+  local -a cheap=(--dist constant --mean-ms 2 --cheap-first 20 --items "$items" --source generator)
+  durations cheap-first "${cheap[@]}"
+  for ((rep = 1; rep <= reps; rep++)); do
+    # No backend forced, as a user runs it: the plan is serial, and only a serial plan's run can go parallel.
+    measure quality cheap-first "amorsize processes" "$rep" "$peer" "${cheap[@]}" --chunks "auto,$chunks"
+  done
 }
 
 # Large results: the root's peak RSS against the volume of results that passes through it.

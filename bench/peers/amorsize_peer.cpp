@@ -39,11 +39,12 @@ struct workload {
   item_kind kind = item_kind::spin;  ///< --kind tiny|spin|sleep.
   bool bimodal = false;              ///< --dist bimodal: 80% of items take 0.5x the mean, 20% take 3x (CV 1).
   jobs::synthetic_params params;     ///< --dist, --mean-ms, --cv, --items, --result-bytes, --seed.
+  std::uint64_t cheap_first = 0;     ///< --cheap-first N: the first N items take no time (what a sample of them sees).
 };
 
 /// Returns the duration in microseconds of item `index` of `w` (0 for tiny items).
 double item_microseconds(const workload& w, std::uint64_t index) {
-  if (w.kind == item_kind::tiny) return 0.0;
+  if (w.kind == item_kind::tiny || index < w.cheap_first) return 0.0;
   if (!w.bimodal) return 1e6 * jobs::item_seconds(w.params, index);
   // A uniform deviate in [0, 1) from the synthetic job's uniform shape at its widest spread (0..2 ms).
   jobs::synthetic_params uniform = w.params;
@@ -76,6 +77,7 @@ struct peer_options {
   std::optional<amorsize::backend_kind> backend;  ///< --backend processes|threads (default: the plan's).
   std::vector<std::size_t> chunks{0};             ///< --chunks auto,1,2,...: 0 stands for the auto plan.
   std::string dump;                               ///< --dump FILE: write the durations and run nothing.
+  bool generator = false;  ///< --source generator: items from a sized generator, so sampling sees only the first ones.
 };
 
 /// Returns 0..N-1 as item indices.
@@ -83,6 +85,17 @@ std::vector<std::uint64_t> indices(std::size_t count) {
   std::vector<std::uint64_t> items(count);
   for (std::size_t i = 0; i < count; ++i) items[i] = i;
   return items;
+}
+
+/// Returns 0..N-1 as the source `o` asks for: the vector itself, or a generator of known size.
+amorsize::source<std::uint64_t> items_of(const peer_options& o, const std::vector<std::uint64_t>& items) {
+  if (!o.generator) return amorsize::make_source(items);
+  return amorsize::make_source(
+      [count = items.size(), next = std::uint64_t{0}]() mutable -> std::optional<std::uint64_t> {
+        if (next == count) return std::nullopt;
+        return next++;
+      },
+      items.size());
 }
 
 /// Returns the root's peak resident set so far, in KiB.
@@ -121,6 +134,13 @@ void report(Stream& records, const char* chunk, double plan_seconds, double run_
     std::printf(",\"estimated_speedup\":%.4f,\"plan_workers\":%d,\"schedule\":\"%s\",\"ordered\":%s,\"plan_load\":%.2f",
                 p->estimated_speedup, p->n_jobs, schedule_text(*p).c_str(), p->use_ordered ? "true" : "false",
                 p->profile.load_average);
+    // A serial plan that went parallel: after how many items, and the run's live prediction after the switch.
+    const auto went = std::find_if(s.replans.begin(), s.replans.end(),
+                                   [](const amorsize::replan& r) { return r.new_workers > r.old_workers; });
+    if (went != s.replans.end()) {
+      std::printf(",\"went_parallel_after\":%zu,\"live_predicted_seconds\":%.6f", went->items_done,
+                  s.predicted_seconds);
+    }
   }
   std::printf("}\n");
   std::fflush(stdout);
@@ -139,7 +159,7 @@ void run_all(const Fn& fn, const peer_options& o, int usable_cores) {
       amorsize::optimize_options options;
       options.backend = o.backend;
       const double start = amorsize::monotonic_seconds();
-      const auto planned = amorsize::optimize_streaming(fn, items, options);
+      const auto planned = amorsize::optimize_streaming(fn, items_of(o, items), options);
       const double plan_seconds = amorsize::monotonic_seconds() - start;
       if (!planned.serial && !planned.workers_per_node.empty()) workers = planned.workers_per_node;
       ordered = planned.use_ordered;
@@ -154,7 +174,7 @@ void run_all(const Fn& fn, const peer_options& o, int usable_cores) {
       po.use_ordered = ordered;
       amorsize::pool workers_pool(po);
       const double run_start = amorsize::monotonic_seconds();
-      auto records = workers_pool.stream(fn, items, chunk);
+      auto records = workers_pool.stream(fn, items_of(o, items), chunk);
       const std::string label = std::to_string(chunk);
       report(records, label.c_str(), 0.0, run_start, nullptr);
     }
@@ -165,9 +185,10 @@ void run_all(const Fn& fn, const peer_options& o, int usable_cores) {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: amorsize_bench_peer [WORKLOAD] [--backend processes|threads] [--chunks auto,1,2,...]\n"
+               "                           [--source vector|generator]\n"
                "       amorsize_bench_peer [WORKLOAD] --dump FILE\n"
                "WORKLOAD: --kind tiny|spin|sleep --dist constant|uniform|lognormal|pareto|increasing|decreasing|bimodal\n"
-               "          --mean-ms MS --cv CV --items N --result-bytes BYTES --seed S\n");
+               "          --mean-ms MS --cv CV --items N --result-bytes BYTES --seed S --cheap-first N\n");
 }
 
 /// Parses argv; throws amorsize::input_error for a bad option or value.
@@ -210,6 +231,8 @@ peer_options parse(int argc, char** argv) {
       o.w.params.items = static_cast<std::uint64_t>(number(name, value));
     } else if (name == "--result-bytes") {
       o.w.params.result_bytes = static_cast<std::size_t>(number(name, value));
+    } else if (name == "--cheap-first") {
+      o.w.cheap_first = static_cast<std::uint64_t>(number(name, value));
     } else if (name == "--seed") {
       o.w.params.seed = static_cast<std::uint64_t>(number(name, value));
     } else if (name == "--backend") {
@@ -220,6 +243,9 @@ peer_options parse(int argc, char** argv) {
       for (std::string part; std::getline(list, part, ',');) {
         o.chunks.push_back(part == "auto" ? 0 : static_cast<std::size_t>(number(name, part)));
       }
+    } else if (name == "--source") {
+      if (value != "vector" && value != "generator") throw amorsize::input_error("--source must be vector or generator; got " + value);
+      o.generator = value == "generator";
     } else if (name == "--dump") {
       o.dump = value;
     } else {

@@ -501,15 +501,19 @@ std::size_t choose_window(const model_inputs& in, int workers, std::size_t chunk
 /// Seconds of work above which an unreliable sample never makes a serial plan.
 constexpr double parallel_work_floor = 1.0;
 
+/// Items shorter than this never run on one worker beside the root: the model underrates the engine's
+/// costs on them (1 us items measured slower on one worker than serial).
+constexpr double one_worker_least_item_seconds = 50e-6;
+
 /// True when one worker's gain, the overlap of the items with the root's own work on them, is large
-/// enough to trust: the items take twenty times the engine's per-item costs or more, so the overlap
-/// is the caller's work (consumer_seconds_per_item), not the engine's own costs, which the model
-/// underrates on microsecond items (1 us items measured slower on one worker than serial).
+/// enough to trust: the overlap is the caller's work (consumer_seconds_per_item, a tenth of an item or
+/// more), and the items are long, twenty times the engine's per-item costs or more.
 bool one_worker_gain_trusted(const model_inputs& in) {
+  const double mean = in.work.mean_seconds;
+  const double consumer = in.request.consumer_seconds_per_item;
   const unit_costs c = costs_of(in);
-  const double engine_per_item =
-      (c.item_root - in.request.consumer_seconds_per_item) + (c.item_worker - in.work.mean_seconds);
-  return in.work.mean_seconds >= 20.0 * engine_per_item;
+  const double engine_per_item = (c.item_root - consumer) + (c.item_worker - mean);
+  return mean >= one_worker_least_item_seconds && mean >= 20.0 * engine_per_item && consumer >= 0.1 * mean;
 }
 
 /// Decides whether parallelism pays for `p` on `workers` workers; a serial plan then runs as serial

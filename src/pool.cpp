@@ -161,13 +161,14 @@ resolved_run resolve_run(const pool_options& options, const call_request& call, 
   if (run.backend == backend_kind::serial) {
     // Under MPI a serial run is the root's; the other ranks have nothing to serve, unless the run may
     // go parallel: then they wait, idle, for the rest of it.
-    const bool standby = s.mpi() && s.size() > 1 && options.may_go_parallel;
+    const bool standby = s.mpi() && s.size() > 1 && options.may_go_parallel && call.planned_data;
     run.hands_records = s.is_root();
     if (!run.hands_records) {
       if (standby) {
         const std::vector<int> ranks = standby_ranks(layout);
-        const auto worker = static_cast<int>(std::find(ranks.begin(), ranks.end(), s.rank()) - ranks.begin());
-        engine::serve_chunks(s, task, worker, options.worker_setup);
+        const auto mine = std::find(ranks.begin(), ranks.end(), s.rank());
+        engine::serve_chunks(s, task, mine == ranks.end() ? -1 : static_cast<int>(mine - ranks.begin()),
+                             options.worker_setup);
       }
       return run;
     }
@@ -225,6 +226,7 @@ resolved_run run_on_standby(const pool_options& options, const call_request& cal
   run.dispatch = dispatch_for(options, call);
   run.workers = std::move(standby);
   run.places = places_of(layout, standby_ranks(layout), 0);
+  warn_if_no_item_timeout(options, run.backend);
   return run;
 }
 

@@ -112,6 +112,7 @@ struct call_request {
   std::size_t chunksize = 0;                   ///< The call's fixed chunk size (0: the pool's schedule).
   std::optional<bool> ordered;                 ///< Input order or as completed (nullopt: the pool's use_ordered).
   std::size_t buffer_size = 0;                 ///< The call's window in items (0: the pool's).
+  bool planned_data = false;                   ///< The data is an optimization result: a serial run of it may go parallel.
 };
 
 /// Where a run's workers are, to describe their chunks as spans.

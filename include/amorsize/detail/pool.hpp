@@ -314,7 +314,7 @@ class serial_stream final : public stream_base<T, R> {
   std::optional<item_result<R>> next_computed() override {
     if (parallel_) return parallel_->next();
     if (done_ == batch_.size()) {
-      if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));  // after the records before it
+      if (failure_) end_and_rethrow();  // after the records before it
       if (this->stopping_) return finished();
       if (this->stop_requested()) {
         this->stats_.stopped = !this->total_ || index_ < this->first_computed() + *this->total_;
@@ -323,20 +323,25 @@ class serial_stream final : public stream_base<T, R> {
       if (go_parallel_ && went_parallel()) return parallel_->next();
       run_batch();
       if (done_ == batch_.size()) {
-        if (failure_) {
-          standby_.reset();
-          std::rethrow_exception(std::exchange(failure_, nullptr));
-        }
+        if (failure_) end_and_rethrow();
         return finished();
       }
     }
     return std::move(batch_[done_++]);
   }
 
-  /// Ends the serial run: releases the ranks that waited for its rest, if any.
+  /// Ends the serial run for good: it goes parallel no more, and the ranks that waited for its rest
+  /// (under MPI) are released, once.
   std::nullopt_t finished() {
+    go_parallel_ = nullptr;
     standby_.reset();
     return std::nullopt;
+  }
+
+  /// Ends the serial run and throws what the source threw.
+  [[noreturn]] void end_and_rethrow() {
+    finished();
+    std::rethrow_exception(std::exchange(failure_, nullptr));
   }
 
   /// Re-plans from the items run since the last look (once their time is a tenth of the run's so far)
@@ -516,6 +521,8 @@ parallel_start<T, R> parallel_start_of(const pool_options& options, call_request
     o.on_chunk = options.on_chunk;
     o.stop = options.stop;
     o.item_timeout = options.item_timeout;
+    // Under MPI only the waiting ranks can take the rest: the others left the call.
+    if (!standby && rest_plan.backend == backend_kind::mpi) throw std::logic_error("no rank waits for the rest");
     resolved_run run = standby ? run_on_standby(o, call, std::move(standby)) : start_run(o, call, task);
     if (!run.workers) throw std::logic_error("the new plan started no workers");
     return std::make_unique<engine_stream<T, R>>(std::move(rest), o, run.backend, std::move(run.workers),
@@ -667,6 +674,7 @@ auto pool::start(Fn& fn, Data&& data, detail::call_request call) {
   using stream = result_stream<R>;
 
   validate_chunksize(call.chunksize);
+  call.planned_data = detail::planned_result<Data>;  // the same on every rank: every rank makes the same call
   if constexpr (detail::planned_result<Data>) {
     if (!options_.journal.empty()) {
       throw input_error("pool_options::journal " + options_.journal +

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -120,6 +121,34 @@ inline std::vector<int> iota_items(std::size_t n, int first = 0) {
   for (std::size_t i = 0; i < n; ++i) v[i] = first + static_cast<int>(i);
   return v;
 }
+
+/// Items 0 .. count - 1 from a generator: its size is known, but no item can be read ahead (so
+/// sampling sees only the first ones).
+inline amorsize::source<int> generated_items(int count) {
+  return amorsize::make_source(
+      [count, next = 0]() mutable -> std::optional<int> {
+        if (next == count) return std::nullopt;
+        return next++;
+      },
+      static_cast<std::size_t>(count));
+}
+
+/// Spins for `seconds` (a busy core, as CPU-bound work keeps it).
+inline void spin_for(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+/// Item i doubled: the first `cheap` items take no time, the others spin `seconds` each.
+struct dearer_after {
+  int cheap = 0;
+  double seconds = 0.0;
+  int operator()(const int& i) const {
+    if (i >= cheap) spin_for(seconds);
+    return 2 * i;
+  }
+};
 
 /// The message the test function throws for item value `x`.
 inline std::string multiple_message(long long x) { return "item " + std::to_string(x) + " is a multiple of 97"; }

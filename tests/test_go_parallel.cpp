@@ -1,12 +1,13 @@
 // A serial run of a plan whose sample misjudged the work: it re-plans from its own items and hands
 // the rest to workers when they pay.
+#include "pool_scenarios.hpp"
+
 #include <amorsize/optimize.hpp>
 #include <amorsize/pool.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <set>
@@ -14,36 +15,7 @@
 
 using namespace amorsize;
 
-namespace {
-
-/// Spins for `seconds`.
-void spin_for(double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-  }
-}
-
-/// Item i doubled: the first `cheap` items take no time, the others `seconds` each.
-struct dearer_after {
-  int cheap = 0;
-  double seconds = 0.0;
-  int operator()(int i) const {
-    if (i >= cheap) spin_for(seconds);
-    return 2 * i;
-  }
-};
-
-/// Items 0 .. count - 1 from a generator: its size is known, but no item can be read ahead.
-source<int> numbers(int count) {
-  return make_source(
-      [count, next = 0]() mutable -> std::optional<int> {
-        if (next == count) return std::nullopt;
-        return next++;
-      },
-      static_cast<std::size_t>(count));
-}
-
-}  // namespace
+using pool_test::dearer_after;
 
 TEST_CASE("a serial plan whose items turn dear goes parallel for the rest of the run", "[pool][go_parallel]") {
   constexpr int count = 1000;
@@ -52,7 +24,7 @@ TEST_CASE("a serial plan whose items turn dear goes parallel for the rest of the
   // the rest's milliseconds on 2 or more cores do.
   optimize_options options;
   options.min_speedup = 1.8;
-  auto result = optimize(fn, numbers(count), options);
+  auto result = optimize(fn, pool_test::generated_items(count), options);
   INFO(result.explain());
   REQUIRE(result.serial);
   REQUIRE(result.model);
@@ -121,7 +93,7 @@ TEST_CASE("a serial plan whose items cost what was sampled stays serial", "[pool
 TEST_CASE("a serial backend asked for keeps no model to go parallel with", "[pool][go_parallel]") {
   optimize_options options;
   options.backend = backend_kind::serial;
-  const auto result = optimize(dearer_after{20, 1e-3}, numbers(50), options);
+  const auto result = optimize(dearer_after{20, 1e-3}, pool_test::generated_items(50), options);
   CHECK(result.serial);
   CHECK_FALSE(result.model);
 }

@@ -1,5 +1,7 @@
 // Spread sampling: random access in sources, samples spread over the whole source, and what the
 // cost model makes of a trend.
+#include "pool_scenarios.hpp"
+
 #include <amorsize/cost_model.hpp>
 #include <amorsize/detail/sample.hpp>
 #include <amorsize/optimize.hpp>
@@ -9,7 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <map>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include <vector>
 
 using namespace amorsize;
+using pool_test::spin_for;
 
 namespace {
 
@@ -25,13 +27,6 @@ std::vector<int> iota_items(int count) {
   std::vector<int> items(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) items[static_cast<std::size_t>(i)] = i;
   return items;
-}
-
-/// Spins for `seconds`.
-void spin_for(double seconds) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-  }
 }
 
 }  // namespace

@@ -14,7 +14,6 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -137,20 +136,6 @@ TEST_CASE("a serial backend asked for under MPI runs on the root only", "[mpi][p
   CHECK(calls_per_rank[0] == count);
 }
 
-namespace {
-
-/// Item i doubled: the first 20 items take no time, the others 1 ms of a core each.
-int dearer_after_20(const int& i) {
-  if (i >= 20) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
-    while (std::chrono::steady_clock::now() < until) {
-    }
-  }
-  return 2 * i;
-}
-
-}  // namespace
-
 // A serial plan whose sample saw only the cheap first items of a generator: the other ranks wait
 // for the rest of the run, and take it when the items turn out dear (with 2 or more worker ranks,
 // where the model says they pay); every item gets one record, in order. A slow build (a sanitizer's
@@ -158,15 +143,10 @@ int dearer_after_20(const int& i) {
 TEST_CASE("a serial plan under MPI whose items turn dear goes parallel on the waiting ranks", "[mpi][pool][go_parallel]") {
   session& s = session::current();
   constexpr int count = 600;
-  auto numbers = make_source(
-      [next = 0]() mutable -> std::optional<int> {
-        if (next == count) return std::nullopt;
-        return next++;
-      },
-      static_cast<std::size_t>(count));
+  const dearer_after dearer_after_20{20, 1e-3};  // the sample sees only the cheap first items
   optimize_options options;
   options.min_speedup = 1.5;  // the sampled microseconds never reach it, the rest's milliseconds on 2 ranks do
-  auto result = optimize(dearer_after_20, std::move(numbers), options);
+  auto result = optimize(dearer_after_20, generated_items(count), options);
   INFO("rank " << s.rank() << " of " << s.size() << "; plan: " << result.explain());
   // The plan reaches every rank: they all take the same branch below.
   if (!result.serial) WARN("the sampled items planned parallel already: there is no serial run to go parallel");
